@@ -1,0 +1,1 @@
+"""Kaggle face competitions pipeline: facial keypoints and FER2013/FERPlus expressions."""
