@@ -1,0 +1,94 @@
+"""The model zoo: one module per family, each exposing `build(input_shape, n_outputs, **options)`.
+
+Every builder returns an uncompiled `keras.Model` taking float32 images in [0, 1] of shape
+(96, 96, 1) for keypoints or (48, 48, 1) for expressions. Keypoints models end in a linear
+Dense(n_outputs); expression models end in a softmax over n_outputs classes.
+
+Importing this package is cheap: a family's module (and with it Keras) is imported only when one
+of its models is built, so the command line can list names and defaults without loading TensorFlow.
+"""
+import importlib
+import inspect
+from dataclasses import dataclass
+
+from pipeline.errors import PipelineError
+
+# The input each task's models are built for, and its usual number of outputs.
+INPUT_SHAPES = {"keypoints": (96, 96, 1), "expressions": (48, 48, 1)}
+N_OUTPUTS = {"keypoints": 30, "expressions": 7}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    module: str     # module under pipeline.models that holds the family's builder
+    task: str       # "keypoints" | "expressions"
+    summary: str    # one line for `run.py models`
+    function: str = "build"
+
+    @property
+    def family(self):
+        return importlib.import_module(f"{__name__}.{self.module}")
+
+    def build(self, input_shape, n_outputs, **options):
+        return getattr(self.family, self.function)(input_shape, n_outputs, **options)
+
+    @property
+    def reference_params(self):
+        """Parameter count documented in the module (for the task's default input shape)."""
+        return self.family.REFERENCE_PARAMS
+
+    @property
+    def recipe(self):
+        """Training recipe the family documents, or {} when it leaves the choice to train."""
+        return getattr(self.family, "RECIPE", {})
+
+
+MODELS = {
+    "kaggle_cnn": ModelSpec(
+        "keypoints_cnn", "keypoints",
+        "reference convnet: 3 conv/pool stages, dense 500-500, dropout"),
+    "resnet_keypoints": ModelSpec(
+        "resnet_keypoints", "keypoints",
+        "small residual net: BN, 4 stride-2 stages, global pooling, dense head"),
+    "mini_xception": ModelSpec(
+        "mini_xception", "expressions",
+        "Arriaga et al. mini-Xception: separable residual modules, ~60k weights"),
+}
+
+DEFAULT_MODEL = {"keypoints": "resnet_keypoints", "expressions": "mini_xception"}
+
+
+def get_spec(name):
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise PipelineError(
+            f"unknown model {name!r}; choose one of: {', '.join(sorted(MODELS))}") from None
+
+
+def accepted_options(name, options):
+    """The subset of `options` that the builder of `name` takes (the rest belong to other models)."""
+    spec = get_spec(name)
+    parameters = inspect.signature(getattr(spec.family, spec.function)).parameters
+    return {key: value for key, value in options.items() if key in parameters}
+
+
+def build_model(name, input_shape, n_outputs, **options):
+    """Build the uncompiled model `name`, passing only the options its builder accepts."""
+    spec = get_spec(name)
+    return spec.build(tuple(input_shape), int(n_outputs), **accepted_options(name, options))
+
+
+def describe(task=None):
+    """[(name, task, parameters, summary)] for every model (of one task), built at the task's
+    default input shape. vgg16_transfer is built untrained so that listing never downloads."""
+    import keras
+
+    rows = []
+    for name, spec in MODELS.items():
+        if task not in (None, "both", spec.task):
+            continue
+        model = build_model(name, INPUT_SHAPES[spec.task], N_OUTPUTS[spec.task], weights="none")
+        rows.append((name, spec.task, model.count_params(), spec.summary))
+        keras.backend.clear_session()   # keep memory flat while building the whole zoo
+    return rows
