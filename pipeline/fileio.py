@@ -18,12 +18,15 @@ def _explain(error, path):
 
 
 @contextlib.contextmanager
-def atomic_path(path):
-    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+def atomic_path(path, suffix=".tmp"):
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
+
+    `suffix` ends the temporary name, for writers that insist on one (Keras wants ".keras").
+    """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
         os.close(fd)
     except OSError as error:
         raise _explain(error, path) from None

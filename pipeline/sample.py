@@ -56,6 +56,11 @@ class SampleSizes:
     keypoints_test: int = 120
     expressions: int = 2000   # split 80/10/10 into Training, PublicTest, PrivateTest
 
+    def scaled(self, fraction):
+        """Every size times `fraction` (at least 10 rows each), for quick runs and tests."""
+        return SampleSizes(*(max(10, round(n * fraction)) for n in
+                             (self.keypoints_train, self.keypoints_test, self.expressions)))
+
 
 def expression_params(classes, rng):
     """Per-face expression parameters (n, 8): the class mean plus jitter."""

@@ -1,0 +1,124 @@
+"""The chain of stages. For each: check its input exists, ask the cache, else run it and record it.
+
+Each stage reads only what the stage before it wrote. A stage's manifest lives beside its outputs and
+is written last; `force` re-runs a stage even when the cache vouches for it.
+"""
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import clean, download, predict, scale, submission, train
+from .cache import Cache, params_hash, stage_lock
+from .errors import MissingInputError
+from .fileio import write_text
+from .paths import Layout
+
+LATEST = "latest"   # file in data/runs/<slug>/ naming the most recently trained run
+
+
+@dataclass
+class Outcome:
+    stage: str
+    task: str
+    status: str      # "ran" | "cached"
+    summary: dict
+    seconds: float
+
+
+class Pipeline:
+    def __init__(self, root, echo=print, force=False):
+        self.layout = Layout(Path(root))
+        self.cache = Cache(Path(root))
+        self.echo = echo
+        self.force = force
+
+    def _step(self, stage, competition, manifest, inputs, params, outputs, action):
+        started = time.perf_counter()
+        lock = self.layout.locks / f"{competition.slug}.{stage}.lock"
+        waiting = lambda holder: self.echo(f"{competition.task} {stage}: waiting for {holder} to finish")  # noqa: E731
+        with stage_lock(lock, on_wait=waiting):
+            if not self.force:
+                summary = self.cache.fresh(manifest, inputs, params)
+                if summary is not None:
+                    return Outcome(stage, competition.task, "cached", summary, time.perf_counter() - started)
+            self.cache.invalidate(manifest)
+            summary = action()
+            self.cache.record(manifest, stage, inputs, params, outputs, summary)
+        return Outcome(stage, competition.task, "ran", summary, time.perf_counter() - started)
+
+    def _require(self, paths, competition, command, what):
+        missing = [p for p in paths if not Path(p).exists()]
+        if missing:
+            raise MissingInputError(f"{competition.task}: no {what} ({missing[0]}); "
+                                    f"run `python run.py {command} --task {competition.task}` first")
+
+    # --- stages ----------------------------------------------------------------------------------
+
+    def download(self, competition, source="auto", seed=0, sample_size=1.0):
+        started = time.perf_counter()
+        summary = download.run(competition, self.layout.raw(competition), source=source, seed=seed,
+                               sample_size=sample_size, force=self.force, echo=self.echo)
+        status = summary.pop("status")
+        return Outcome("download", competition.task, status, summary, time.perf_counter() - started)
+
+    def clean(self, competition, dropna=False, labels="fer2013", skip_bad_rows=False):
+        raw, out = self.layout.raw(competition), self.layout.interim(competition)
+        if not download.present_layout(competition, raw):
+            self._require([raw / competition.required_files[0][0]], competition, "download", "raw data")
+        params = {"skip_bad_rows": skip_bad_rows}
+        params.update({"dropna": dropna} if competition.task == "keypoints" else {"labels": labels})
+        return self._step("clean", competition, out / "clean.manifest.json", download.raw_files(raw), params,
+                          clean.outputs(competition, out), lambda: clean.run(competition, raw, out, **params))
+
+    def scale(self, competition, keypoint_range="image"):
+        interim, out = self.layout.interim(competition), self.layout.processed(competition)
+        inputs = clean.outputs(competition, interim)
+        self._require(inputs, competition, "clean", "cleaned data")
+        params = {"keypoint_range": keypoint_range} if competition.task == "keypoints" else {}
+        return self._step("scale", competition, out / "scale.manifest.json", inputs, params,
+                          scale.outputs(competition, out), lambda: scale.run(competition, interim, out, **params))
+
+    def train(self, competition, **options):
+        processed = self.layout.processed(competition)
+        inputs = scale.outputs(competition, processed)
+        self._require(inputs, competition, "scale", "scaled data")
+        params = train.resolve_params(competition.task, options)
+        name = f"{params['model']}-{params_hash({'params': params, 'inputs': self.cache.digests(inputs)})}"
+        run_dir = self.layout.runs(competition) / name
+        outcome = self._step("train", competition, run_dir / "train.manifest.json", inputs, params,
+                             train.outputs(run_dir),
+                             lambda: train.run(competition, processed, run_dir, params, echo=self.echo))
+        write_text(self.layout.runs(competition) / LATEST, name + "\n")
+        outcome.summary = {"run": name, **outcome.summary}
+        return outcome
+
+    def run_dir(self, competition, run="latest"):
+        runs = self.layout.runs(competition)
+        if run == "latest":
+            self._require([runs / LATEST], competition, "train", "trained model")
+            run = (runs / LATEST).read_text().strip()
+        run_dir = runs / run
+        self._require([run_dir / train.MODEL], competition, "train", f"trained model for run {run}")
+        return run_dir
+
+    def predict(self, competition, run="latest", batch_size=256, tta="none"):
+        run_dir = self.run_dir(competition, run)
+        processed = self.layout.processed(competition)
+        inputs = [run_dir / train.MODEL, *scale.outputs(competition, processed)]
+        self._require(inputs, competition, "scale", "scaled data")
+        params = {"tta": tta}   # the batch size changes speed, not predictions: not part of the key
+        outcome = self._step("predict", competition, run_dir / "predict.manifest.json", inputs, params,
+                             predict.outputs(run_dir),
+                             lambda: predict.run(competition, processed, run_dir, batch_size=batch_size, tta=tta))
+        outcome.summary = {"run": run_dir.name, **outcome.summary}
+        return outcome
+
+    def submission(self, competition, run="latest"):
+        run_dir = self.run_dir(competition, run)
+        interim = self.layout.interim(competition)
+        inputs = [*predict.outputs(run_dir), *clean.outputs(competition, interim)]
+        self._require(inputs[:1], competition, "predict", "predictions")
+        outputs = submission.paths(competition, self.layout.submissions, run_dir.name)
+        return self._step("submission", competition, run_dir / "submission.manifest.json", inputs, {},
+                          outputs, lambda: submission.run(competition, interim, run_dir,
+                                                          self.layout.submissions, run_dir.name))

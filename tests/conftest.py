@@ -1,0 +1,38 @@
+"""Shared fixtures: tiny generated competitions in the exact Kaggle formats."""
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from pipeline import sample  # noqa: E402
+from pipeline.competitions import EXPRESSIONS, KEYPOINTS  # noqa: E402
+
+TINY = sample.SampleSizes(keypoints_train=60, keypoints_test=12, expressions=150)
+
+
+@pytest.fixture
+def keypoints_raw(tmp_path):
+    folder = tmp_path / "raw-keypoints"
+    folder.mkdir()
+    sample.write_keypoints(folder, np.random.default_rng(1), TINY)
+    return folder
+
+
+@pytest.fixture
+def expressions_raw(tmp_path):
+    folder = tmp_path / "raw-expressions"
+    folder.mkdir()
+    sample.write_expressions(folder, np.random.default_rng(2), TINY)
+    return folder
+
+
+@pytest.fixture
+def competitions():
+    return KEYPOINTS, EXPRESSIONS

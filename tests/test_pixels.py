@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.pixels import parse_pixel_strings
+
+
+def reference(strings, n):
+    """The straightforward parser the vectorised one must agree with."""
+    return np.array([[int(t) for t in s.split()] for s in strings], np.uint8).reshape(-1, n)
+
+
+def test_parses_rows_into_uint8():
+    parsed = parse_pixel_strings(["0 1 2 255", "10 20 30 40"], 4)
+    assert parsed.pixels.dtype == np.uint8
+    np.testing.assert_array_equal(parsed.pixels, [[0, 1, 2, 255], [10, 20, 30, 40]])
+    assert parsed.good.all() and not parsed.problems
+
+
+@pytest.mark.parametrize("row, kind", [
+    ("1 2 3", "wrong count"),
+    ("1 2 3 4 5", "wrong count"),
+    ("1 2 x 4", "non-numeric"),
+    ("1 2 -3 4", "non-numeric"),
+    ("1 2 3.5 4", "non-numeric"),
+    ("1 2 256 4", "out of range"),
+    ("1 2 1000 4", "out of range"),
+    ("", "empty"),
+    ("   ", "empty"),
+])
+def test_bad_rows_are_named_and_left_out(row, kind):
+    parsed = parse_pixel_strings(["9 9 9 9", row, "7 7 7 7"], 4)
+    assert parsed.problems[1][0] == kind
+    assert parsed.good.tolist() == [True, False, True]
+    np.testing.assert_array_equal(parsed.pixels, [[9] * 4, [7] * 4])
+
+
+def test_missing_values_count_as_empty():
+    parsed = parse_pixel_strings(["1 2", None, float("nan")], 2)
+    assert {row: kind for row, (kind, _) in parsed.problems.items()} == {1: "empty", 2: "empty"}
+
+
+def test_chunks_keep_row_numbers(monkeypatch):
+    import pipeline.pixels as pixels
+
+    monkeypatch.setattr(pixels, "CHUNK_ROWS", 3)
+    rows = ["1 2"] * 7 + ["1 two"] + ["3 4"] * 2
+    parsed = pixels.parse_pixel_strings(rows, 2)
+    assert list(parsed.problems) == [7]
+    assert len(parsed.pixels) == 9
+
+
+pixel_rows = st.lists(st.lists(st.integers(0, 255), min_size=6, max_size=6), min_size=1, max_size=20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(pixel_rows, st.sampled_from([" ", "  ", "\t"]))
+def test_valid_input_matches_reference(rows, separator):
+    strings = [separator.join(map(str, row)) for row in rows]
+    np.testing.assert_array_equal(parse_pixel_strings(strings, 6).pixels, reference(strings, 6))
+
+
+@settings(max_examples=200, deadline=None)
+@given(pixel_rows, st.data())
+def test_invalid_row_is_reported_on_its_line(rows, data):
+    strings = [" ".join(map(str, row)) for row in rows]
+    bad = data.draw(st.integers(0, len(strings) - 1))
+    token = data.draw(st.sampled_from(["a", "-1", "256", "1e3", "9999", "½", "3.0"]))
+    tokens = strings[bad].split()
+    tokens[data.draw(st.integers(0, len(tokens) - 1))] = token
+    strings[bad] = " ".join(tokens)
+    parsed = parse_pixel_strings(strings, 6)
+    assert list(parsed.problems) == [bad]
+    good = [s for i, s in enumerate(strings) if i != bad]
+    np.testing.assert_array_equal(parsed.pixels, reference(good, 6) if good else np.empty((0, 6)))
