@@ -1,0 +1,188 @@
+"""Augmentation keeps images and keypoints in register, mirrors left/right, and is reproducible."""
+import numpy as np
+import pytest
+
+from pipeline.augment import (AugmentConfig, Batches, augment_image_batch, augment_keypoint_batch,
+                              flip_images, flip_keypoints, flip_permutation, keypoint_augmenter)
+from pipeline.competitions import KEYPOINT_COLUMNS, PARTIAL_KEYPOINTS
+
+SIZE = 96
+LEFT_EYE = KEYPOINT_COLUMNS.index("left_eye_center_x")
+RIGHT_EYE = KEYPOINT_COLUMNS.index("right_eye_center_x")
+NOSE = KEYPOINT_COLUMNS.index("nose_tip_x")
+
+
+def draw_dots(dots, size=SIZE, sigma=1.2):
+    """One (size, size, 1) image with a Gaussian dot of the given brightness at each (x, y)."""
+    ys, xs = np.mgrid[0:size, 0:size]
+    image = np.zeros((size, size), np.float32)
+    for (x, y), brightness in dots:
+        image += brightness * np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * sigma ** 2))
+    return image[..., None]
+
+
+def keypoints_with(**points):
+    """(30,) pixel keypoints, NaN except the named points, e.g. nose_tip=(48, 60)."""
+    row = np.full(len(KEYPOINT_COLUMNS), np.nan, np.float32)
+    for name, (x, y) in points.items():
+        row[KEYPOINT_COLUMNS.index(f"{name}_x")] = x
+        row[KEYPOINT_COLUMNS.index(f"{name}_y")] = y
+    return row
+
+
+def at(image, x, y):
+    return image[int(round(y)), int(round(x)), 0]
+
+
+def centroid(image, x, y, radius=5):
+    """Brightness-weighted centre of the dot near (x, y)."""
+    y0, x0 = int(round(y)), int(round(x))
+    patch = image[y0 - radius:y0 + radius + 1, x0 - radius:x0 + radius + 1, 0]
+    ys, xs = np.mgrid[y0 - radius:y0 + radius + 1, x0 - radius:x0 + radius + 1]
+    return (patch * xs).sum() / patch.sum(), (patch * ys).sum() / patch.sum()
+
+
+def eyes_face():
+    """The subject's left eye is on the image's right. Left eye bright, right eye dim."""
+    image = draw_dots([((66, 37), 1.0), ((30, 37), 0.5)])
+    return image[None], keypoints_with(left_eye_center=(66, 37), right_eye_center=(30, 37))[None]
+
+
+def test_flip_mirrors_the_image_and_swaps_left_and_right():
+    images, keypoints = eyes_face()
+    flipped, moved = flip_images(images), flip_keypoints(keypoints, SIZE)
+
+    # The new left eye is the mirrored right eye: x' = 95 - 30, and the dim dot is there.
+    assert moved[0, LEFT_EYE:LEFT_EYE + 2] == pytest.approx([SIZE - 1 - 30, 37])
+    assert moved[0, RIGHT_EYE:RIGHT_EYE + 2] == pytest.approx([SIZE - 1 - 66, 37])
+    assert at(flipped[0], *moved[0, LEFT_EYE:LEFT_EYE + 2]) == pytest.approx(0.5, abs=0.01)
+    assert at(flipped[0], *moved[0, RIGHT_EYE:RIGHT_EYE + 2]) == pytest.approx(1.0, abs=0.01)
+    assert np.array_equal(np.isnan(moved), np.isnan(keypoints))
+    assert np.array_equal(flip_keypoints(moved, SIZE), keypoints, equal_nan=True)
+
+
+def test_random_flips_keep_each_eye_under_its_dot():
+    images, keypoints = eyes_face()
+    # An off-centre nose tells which rows were mirrored: it is the only point that does not swap.
+    images = np.repeat(images + draw_dots([((40, 60), 0.8)]), 16, 0)
+    keypoints = np.repeat(keypoints, 16, 0)
+    keypoints[:, NOSE:NOSE + 2] = 40, 60
+    config = AugmentConfig(**{**AugmentConfig.off().__dict__, "flip": True})
+    out, moved = augment_keypoint_batch(images, keypoints, np.random.default_rng(1), config)
+
+    mirrored = moved[:, NOSE] > SIZE / 2
+    assert 0 < mirrored.sum() < len(out)   # some of each, so both paths are checked
+    for image, row, flipped in zip(out, moved, mirrored):
+        assert at(image, *row[LEFT_EYE:LEFT_EYE + 2]) == pytest.approx(0.5 if flipped else 1.0, abs=0.02)
+        assert at(image, *row[RIGHT_EYE:RIGHT_EYE + 2]) == pytest.approx(1.0 if flipped else 0.5, abs=0.02)
+        assert at(image, *row[NOSE:NOSE + 2]) == pytest.approx(0.8, abs=0.02)
+
+
+def test_flip_permutation_works_on_the_partial_columns():
+    columns = tuple(f"{name}_{axis}" for name in PARTIAL_KEYPOINTS for axis in "xy")
+    assert [columns[i] for i in flip_permutation(columns)][:4] == [
+        "right_eye_center_x", "right_eye_center_y", "left_eye_center_x", "left_eye_center_y"]
+    with pytest.raises(ValueError):
+        flip_permutation(("left_eye_center_x", "left_eye_center_y"))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_dot_stays_under_its_keypoint_through_shift_rotation_and_zoom(seed):
+    rng = np.random.default_rng(100 + seed)
+    points = rng.uniform(30, 66, (8, 2))
+    images = np.stack([draw_dots([(point, 1.0)]) for point in points])
+    keypoints = np.stack([keypoints_with(nose_tip=point) for point in points])  # flip-invariant
+    config = AugmentConfig(max_shift=0.1, max_rotation_deg=15, zoom=0.15,
+                           brightness=0, contrast=0, noise=0)
+
+    out, moved = augment_keypoint_batch(images, keypoints, np.random.default_rng(seed), config)
+    for image, row in zip(out, moved):
+        assert centroid(image, *row[NOSE:NOSE + 2]) == pytest.approx(row[NOSE:NOSE + 2], abs=1.0)
+
+
+def test_nan_stays_nan_and_values_stay_in_range():
+    rng = np.random.default_rng(0)
+    images = rng.random((6, SIZE, SIZE, 1), dtype=np.float32)
+    keypoints = rng.uniform(20, 76, (6, 30)).astype(np.float32)
+    keypoints[rng.random(keypoints.shape) < 0.4] = np.nan
+    keypoints[:, 0::2] = np.where(np.isnan(keypoints[:, 1::2]), np.nan, keypoints[:, 0::2])
+    keypoints[:, 1::2] = np.where(np.isnan(keypoints[:, 0::2]), np.nan, keypoints[:, 1::2])
+
+    out, moved = augment_keypoint_batch(images, keypoints, np.random.default_rng(0))
+    for before, after in zip(keypoints, moved):   # the same points are missing, maybe swapped
+        assert (np.array_equal(np.isnan(after), np.isnan(before))
+                or np.array_equal(np.isnan(after), np.isnan(before[flip_permutation()])))
+    assert out.dtype == np.float32 and out.shape == images.shape
+    assert out.min() >= 0 and out.max() <= 1
+
+
+def test_same_seed_same_batch():
+    rng = np.random.default_rng(0)
+    images = rng.random((4, 48, 48, 1), dtype=np.float32)
+    first = augment_image_batch(images, np.random.default_rng(7))
+    again = augment_image_batch(images, np.random.default_rng(7))
+    other = augment_image_batch(images, np.random.default_rng(8))
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, other)
+    assert first.shape == images.shape
+
+
+def test_off_changes_nothing():
+    rng = np.random.default_rng(0)
+    images, keypoints = rng.random((2, SIZE, SIZE, 1), dtype=np.float32), rng.random((2, 30)) * 96
+    out, moved = augment_keypoint_batch(images, keypoints, rng, AugmentConfig.off())
+    assert np.array_equal(out, images) and np.allclose(moved, keypoints)
+
+
+def test_salt_and_pepper_touches_about_the_configured_fraction():
+    images = np.full((8, 48, 48, 1), 0.5, np.float32)
+    config = AugmentConfig(**{**AugmentConfig.off().__dict__, "noise": 0.05})
+    out = augment_image_batch(images, np.random.default_rng(0), config)
+    assert np.mean(out != 0.5) == pytest.approx(0.05, abs=0.01)
+    assert set(np.unique(out)) == {0.0, 0.5, 1.0}
+
+
+def test_keypoint_augmenter_round_trips_through_the_scaler():
+    images, keypoints = eyes_face()
+    scaled = (keypoints - 48) / 48
+    augment = keypoint_augmenter(AugmentConfig.off(), to_pixels=lambda y: y * 48 + 48,
+                                 to_targets=lambda p: (p - 48) / 48)
+    _, out = augment(images, scaled, np.random.default_rng(0))
+    assert np.allclose(out, scaled, equal_nan=True) and out.dtype == np.float32
+
+
+def test_batches_reshuffle_each_epoch_reproducibly():
+    x = np.arange(10, dtype=np.float32)[:, None]
+    y, weights = x * 2, x * 3
+    batches = Batches(x, y, batch_size=4, seed=3, sample_weight=weights)
+    assert len(batches) == 3
+
+    def epoch(b):
+        parts = [b[i] for i in range(len(b))]
+        b.on_epoch_end()
+        return parts
+
+    first, second = epoch(batches), epoch(batches)
+    seen = np.concatenate([bx for bx, _, _ in first])[:, 0]
+    assert sorted(seen) == list(range(10))
+    assert not np.array_equal(seen, np.concatenate([bx for bx, _, _ in second])[:, 0])
+    assert all(np.array_equal(by, bx * 2) and np.array_equal(bw, bx * 3) for bx, by, bw in first)
+
+    replay = Batches(x, y, batch_size=4, seed=3, sample_weight=weights)
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(first, epoch(replay)))
+
+
+def test_batches_augment_only_when_asked():
+    x, y = np.zeros((6, 48, 48, 1), np.float32), np.arange(6)
+    calls = []
+
+    def augment(bx, by, rng):
+        calls.append(rng.random())
+        return bx + 1, by
+
+    plain = Batches(x, y, batch_size=3, shuffle=False)
+    assert np.array_equal(plain[0][0], x[:3]) and np.array_equal(plain[1][1], y[3:])
+    augmented = Batches(x, y, batch_size=3, augment=augment, shuffle=False)
+    assert np.all(augmented[0][0] == 1)
+    augmented[0]
+    assert calls[0] == calls[1]   # the same batch of the same epoch draws the same numbers
