@@ -15,7 +15,8 @@ from pathlib import Path
 
 from . import kaggle_api
 from .competitions import COMPETITIONS, FER2013_CLASSES, KEYPOINTS
-from .errors import BadInputError
+from .errors import BadInputError, MissingInputError
+from .fileio import read_json
 
 KEYPOINTS_HEADER = "RowId,Location"
 EXPRESSIONS_HEADER = "Emotion"
@@ -70,6 +71,31 @@ def submit_file(competition, file: Path, message: str, expected_ids, expected_he
         raise BadInputError(f"{file} is not a valid {competition.task} submission, so nothing was "
                             f"uploaded: {shown}{more}")
     return kaggle_api.submit(competition.slug, Path(file), message)
+
+
+def expected_rows(competition, interim: Path):
+    """(expected_ids, expected_header) for `competition`, read from the clean stage's outputs:
+    lookup.csv's RowIds for keypoints; test_ids.csv's Ids and meta.json's submission_header
+    (example_submission.csv's header) for expressions."""
+    from .clean import LOOKUP, META, TEST_IDS
+
+    interim = Path(interim)
+    if competition.task == "keypoints":
+        path, column = interim / LOOKUP, "RowId"
+    else:
+        path, column = interim / TEST_IDS, "Id"
+    if not path.exists():
+        raise MissingInputError(f"{path} not found; run `python run.py clean --task {competition.task}` first")
+    with open(path, encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        if column not in (reader.fieldnames or []):
+            raise BadInputError(f"{path}: no {column} column; run `python run.py clean --task "
+                                f"{competition.task} --force` to rebuild it")
+        ids = [row[column] for row in reader]
+    header = None
+    if competition.task == "expressions" and (interim / META).exists():
+        header = read_json(interim / META).get("submission_header")
+    return ids, header
 
 
 def _check_row(row, columns, expected_id, check_value):

@@ -4,9 +4,9 @@ from hypothesis import given, settings, strategies as st
 
 from kaggle_server import KaggleServer, point_client_at
 from pipeline.competitions import EXPRESSIONS, KEYPOINTS
-from pipeline.errors import BadInputError
+from pipeline.errors import BadInputError, MissingInputError
 from pipeline.kaggle_api import KaggleError
-from pipeline.submit import submit_file, validate_submission
+from pipeline.submit import expected_rows, submit_file, validate_submission
 
 ROW_IDS = list(range(1, 7))
 TEST_IDS = list(range(1, 5))
@@ -153,3 +153,18 @@ def test_rules_not_accepted_stops_the_submission(kaggle, tmp_path):
         submit_file(KEYPOINTS, csv_file(tmp_path, keypoints_text()), "first try", ROW_IDS)
     assert KEYPOINTS.rules_url in str(error.value)
     assert kaggle.uploads == {}
+
+
+# --- what the clean stage left ----------------------------------------------------------------
+
+def test_expected_rows_come_from_the_clean_stage(tmp_path):
+    (tmp_path / "lookup.csv").write_text("RowId,ImageId,FeatureName\n1,1,nose_tip_x\n2,1,nose_tip_y\n")
+    assert expected_rows(KEYPOINTS, tmp_path) == (["1", "2"], None)
+    (tmp_path / "test_ids.csv").write_text("Id\n1\n2\n3\n")
+    (tmp_path / "meta.json").write_text('{"submission_header": "Id,Emotion"}')
+    assert expected_rows(EXPRESSIONS, tmp_path) == (["1", "2", "3"], "Id,Emotion")
+
+
+def test_expected_rows_before_clean_says_what_to_run(tmp_path):
+    with pytest.raises(MissingInputError, match="run `python run.py clean --task keypoints` first"):
+        expected_rows(KEYPOINTS, tmp_path)
