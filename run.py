@@ -207,5 +207,54 @@ def models_command(task):
         click.echo(f"{name:<18} {model_task:<11} {parameters:>12,}  {summary}{default}")
 
 
+# --- Kaggle submissions --------------------------------------------------------------------------
+
+def upload_submission(root, competition, file, message):
+    """Check `file` against the ids the clean stage recorded, upload it, and print Kaggle's answer."""
+    from pipeline.paths import Layout
+    from pipeline.submit import expected_rows, submit_file
+
+    expected_ids, expected_header = expected_rows(competition, Layout(root).interim(competition))
+    said = submit_file(competition, file, message, expected_ids, expected_header)
+    click.echo(f"{competition.task}: uploaded {file}: {said}")
+    click.echo(f"See its score with: python run.py submissions --task {competition.task}")
+
+
+@cli.command("submit")
+@click.option("--task", type=click.Choice(["keypoints", "expressions"]), required=True,
+              help="Which competition to submit to.")
+@click.option("--file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Submission CSV.  [default: submissions/<slug>-latest.csv]")
+@click.option("-m", "--message", required=True, help="Description shown beside the submission on Kaggle.")
+@click.pass_obj
+def submit_command(root, task, file, message):
+    """Check a submission file against the competition's format, then upload it to Kaggle.
+
+    Nothing is uploaded when the file has a problem (wrong header, rows, ids or values).
+    """
+    from pipeline.competitions import COMPETITIONS
+    from pipeline.paths import Layout
+
+    competition = COMPETITIONS[task]
+    file = file or Layout(root).submissions / f"{competition.slug}-latest.csv"
+    upload_submission(root, competition, file, message)
+
+
+@cli.command("submissions")
+@TASK
+def submissions_command(task):
+    """List your latest Kaggle submissions with their status and scores."""
+    from pipeline import kaggle_api
+
+    for competition in tasks_for(task):
+        submissions = kaggle_api.list_submissions(competition.slug)
+        click.echo(f"{competition.task} ({competition.slug}):")
+        for s in submissions:
+            click.echo(f"  {s['date'] or '':<19}  {s['status']:<8}  public {s['publicScore'] or '-':>8}  "
+                       f"private {s['privateScore'] or '-':>8}  {s['fileName'] or ''}  {s['description'] or ''}")
+        if not submissions:
+            click.echo("  no submissions yet")
+
+
 if __name__ == "__main__":
     sys.exit(cli())
