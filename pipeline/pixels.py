@@ -24,7 +24,8 @@ class ParsedPixels:
 def parse_pixel_strings(strings, n_pixels):
     """Parse space-separated integer strings, each expected to hold `n_pixels` values in 0..255.
 
-    Problem kinds: "empty", "non-numeric", "out of range", "wrong count".
+    Problem kinds: "empty", "non-numeric", "out of range", "wrong count". Values are runs of ASCII
+    digits (leading zeros allowed) separated by spaces, tabs, CR or LF; anything else is non-numeric.
     """
     strings = ["" if s is None or (isinstance(s, float) and np.isnan(s)) else str(s) for s in strings]
     parts = [_parse_chunk(strings[i:i + CHUNK_ROWS], n_pixels, i) for i in range(0, len(strings), CHUNK_ROWS)]
@@ -43,6 +44,9 @@ def parse_pixel_strings(strings, n_pixels):
 def _parse_chunk(strings, n_pixels, offset):
     n_rows = len(strings)
     buffer = np.frombuffer(("\n".join(strings) + "\n").encode("utf-8", "replace"), np.uint8)
+    if np.count_nonzero(buffer == NEWLINE) != n_rows:   # a newline inside a value string (quoted CSV field)
+        buffer = np.frombuffer(("\n".join(s.replace("\n", " ") for s in strings) + "\n").encode("utf-8", "replace"),
+                               np.uint8)
     row_of_byte = np.cumsum(buffer == NEWLINE) - (buffer == NEWLINE)   # the newline belongs to its row
     is_digit = (buffer >= ZERO) & (buffer <= NINE)
     is_separator = (buffer == SPACE) | (buffer == TAB) | (buffer == NEWLINE) | (buffer == CR)
@@ -58,6 +62,15 @@ def _parse_chunk(strings, n_pixels, offset):
     for position in (1, 2):
         more = lengths > position
         values[more] = values[more] * 10 + digits[starts[more] + position]
+    too_big = values > 255
+    long = np.flatnonzero(lengths > 3)
+    if len(long):   # rare: a long token is in range only as zeros and then its last three digits ("0007")
+        prefix_lengths = lengths[long] - 3
+        offsets = np.concatenate([[0], np.cumsum(prefix_lengths)[:-1]])
+        positions = np.repeat(starts[long] - offsets, prefix_lengths) + np.arange(prefix_lengths.sum())
+        last = ends[long]
+        values[long] = digits[last - 2] * 100 + digits[last - 1] * 10 + digits[last]
+        too_big[long] = np.logical_or.reduceat(buffer[positions] != ZERO, offsets) | (values[long] > 255)
     token_row = row_of_byte[starts]
     counts = np.bincount(token_row, minlength=n_rows)
 
@@ -69,7 +82,6 @@ def _parse_chunk(strings, n_pixels, offset):
 
     bad_bytes = np.flatnonzero(~(is_digit | is_separator))
     flag(row_of_byte[bad_bytes], "non-numeric", lambda r: _first_bad_token(strings[r]))
-    too_big = (lengths > 3) | (values > 255)
     flag(token_row[too_big], "out of range", lambda r: _first_large_token(strings[r]))
     flag(np.flatnonzero(counts == 0), "empty", lambda r: "no pixel values")
     flag(np.flatnonzero((counts != n_pixels) & (counts > 0)), "wrong count",
@@ -91,6 +103,6 @@ def _first_bad_token(text):
 
 def _first_large_token(text):
     for token in text.split():
-        if token.isdigit() and int(token) > 255:
+        if token.isascii() and token.isdigit() and int(token) > 255:
             return token[:20]
     return repr(text[:20])

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -74,3 +76,50 @@ def test_invalid_row_is_reported_on_its_line(rows, data):
     assert list(parsed.problems) == [bad]
     good = [s for i, s in enumerate(strings) if i != bad]
     np.testing.assert_array_equal(parsed.pixels, reference(good, 6) if good else np.empty((0, 6)))
+
+
+# --- arbitrary text: the parser never raises and rejects exactly what the rules reject -----------
+
+def reference_kind(text, n):
+    """The rules, stated plainly: values are runs of ASCII digits separated by spaces, tabs, CR or LF,
+    each at most 255 (leading zeros allowed), exactly `n` of them."""
+    tokens = [t for t in re.split(r"[ \t\r\n]+", text) if t]
+    if any(not re.fullmatch(r"[0-9]+", t) for t in tokens):
+        return "non-numeric"
+    if any(int(t) > 255 for t in tokens):
+        return "out of range"
+    if not tokens:
+        return "empty"
+    if len(tokens) != n:
+        return "wrong count"
+    return None
+
+
+def check_against_reference(strings, n):
+    parsed = parse_pixel_strings(strings, n)
+    expected = {i: kind for i, s in enumerate(strings) if (kind := reference_kind(s, n))}
+    assert {row: kind for row, (kind, _) in parsed.problems.items()} == expected
+    assert parsed.good.tolist() == [i not in expected for i in range(len(strings))]
+    good = [s for i, s in enumerate(strings) if i not in expected]
+    rows = [[int(t) for t in re.split(r"[ \t\r\n]+", s) if t] for s in good]
+    np.testing.assert_array_equal(parsed.pixels, np.array(rows, np.uint8).reshape(-1, n))
+
+
+pieces = st.sampled_from(list("0123456789 \t\r\n") + ["00", "255", "256", "-", "+", ".", "e", "x", "é", "½", "٣",
+                                                          "\x00", "\x0b", "\xa0", ","])
+pixel_like = st.lists(pieces, max_size=16).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(pixel_like | st.text(max_size=12), min_size=1, max_size=12), st.integers(1, 4))
+def test_garbage_is_flagged_exactly_like_the_reference(strings, n):
+    check_against_reference(strings, n)
+
+
+@pytest.mark.parametrize("row", ["0007 1 2", "000000000000255 0 0", "00 0 0"])
+def test_leading_zeros_are_the_same_value(row):
+    check_against_reference([row, "1 2 3"], 3)
+
+
+def test_newline_inside_a_value_string_does_not_shift_rows():
+    check_against_reference(["1 2\n3", "4 5 6", "7\n\n8 9", "x\ny"], 3)
