@@ -3,7 +3,9 @@
 Keypoints keep NaN for missing targets (the mask) unless `dropna`; expressions are split by Usage and
 labelled with FER2013's emotions or FERPlus's majority vote. Bad rows stop the stage with one line per
 problem kind (file, line, example), or are dropped with `skip_bad_rows` (never test rows: a
-submission needs every one of them).
+submission needs every one of them). Keypoints test images that no IdLookupTable row asks for are kept
+(predicted, never submitted) and counted as `test_images_not_in_lookup`; a lookup row asking for an
+image test.csv lacks stops the stage.
 """
 import numpy as np
 
@@ -19,6 +21,7 @@ ARRAYS = "clean.npz"
 META = "meta.json"
 LOOKUP = "lookup.csv"
 TEST_IDS = "test_ids.csv"
+MISSING = ("", "nan", "NaN", "NA")   # a missing keypoint: empty as Kaggle writes it, or pandas' spellings
 SKIP_HINT = "Fix the file, or pass --skip-bad-rows to drop bad training rows."
 
 
@@ -48,7 +51,7 @@ def _parse_images(frame, column, size, problems):
 def _integers(frame, column, problems, low=None, high=None, what="value"):
     text = frame[column].str.strip()
     numbers = np.full(len(frame), -1, np.int64)
-    valid = text.str.fullmatch(r"[+-]?\d{1,18}").to_numpy()
+    valid = text.str.fullmatch(r"[+-]?[0-9]{1,18}").to_numpy()
     numbers[valid] = text[valid].astype(np.int64)
     problems.add_many(f"non-integer {what}", np.flatnonzero(~valid), lambda r: repr(frame[column].iat[r]))
     lowest = -np.inf if low is None else low
@@ -86,7 +89,7 @@ def _check_test(problems):
 def clean_keypoints(raw, out, dropna=False, skip_bad_rows=False):
     path = raw / "training.csv"
     frame = read_csv(path, required=KEYPOINT_COLUMNS + ("Image",))
-    problems = Problems(path)
+    problems = Problems(path, frame)
     keypoints = _keypoint_values(frame, problems)
     images = _parse_images(frame, "Image", 96, problems)
     keep = _drop_bad(frame, problems, skip_bad_rows)
@@ -96,7 +99,8 @@ def clean_keypoints(raw, out, dropna=False, skip_bad_rows=False):
     if dropna:
         keep &= complete
     if not keep.any():
-        raise BadInputError(f"{path}: no usable training rows" + (" (with --dropna: no complete rows)" if dropna else ""))
+        raise BadInputError(f"{path}: no usable training rows" + (" (with --dropna: no complete rows)" if dropna else "")
+                            + (f"\n{problems.report()}" if problems else ""))
 
     test_images, test_ids = _keypoints_test(raw / "test.csv")
     lookup = _lookup_table(raw / "IdLookupTable.csv", set(test_ids.tolist()))
@@ -111,6 +115,9 @@ def clean_keypoints(raw, out, dropna=False, skip_bad_rows=False):
         "dropped_incomplete": valid_rows - int(keep.sum()),
         "test_rows": int(len(test_ids)), "lookup_rows": int(len(lookup)),
     }
+    unused = len(set(test_ids.tolist()) - set(lookup.ImageId.tolist()))
+    if unused:
+        summary["test_images_not_in_lookup"] = unused
     write_json(out / META, {"task": "keypoints", "summary": summary})
     return summary
 
@@ -118,9 +125,9 @@ def clean_keypoints(raw, out, dropna=False, skip_bad_rows=False):
 def _keypoint_values(frame, problems):
     import pandas as pd
 
-    text = frame[list(KEYPOINT_COLUMNS)]
-    values = text.apply(pd.to_numeric, errors="coerce").to_numpy(np.float64, copy=True)
-    present = (text.apply(lambda c: c.str.strip()) != "").to_numpy()
+    text = frame[list(KEYPOINT_COLUMNS)].apply(lambda c: c.str.strip())
+    present = ~text.isin(MISSING).to_numpy()
+    values = text.where(present, "").apply(pd.to_numeric, errors="coerce").to_numpy(np.float64, copy=True)
     not_numeric = present & ~np.isfinite(values)
     for row in np.flatnonzero(not_numeric.any(axis=1)):
         column = int(np.flatnonzero(not_numeric[row])[0])
@@ -135,17 +142,19 @@ def _keypoint_values(frame, problems):
 
 def _keypoints_test(path):
     frame = read_csv(path, required=("ImageId", "Image"))
-    problems = Problems(path)
+    problems = Problems(path, frame)
     ids = _integers(frame, "ImageId", problems, low=1, what="ImageId")
     _duplicates(ids, problems, "ImageId")
     images = _parse_images(frame, "Image", 96, problems)
     _check_test(problems)
+    if not len(frame):
+        raise BadInputError(f"{path}: no test rows")
     return images, ids
 
 
 def _lookup_table(path, test_ids):
     frame = read_csv(path, required=("RowId", "ImageId", "FeatureName"), optional=("Location",))
-    problems = Problems(path)
+    problems = Problems(path, frame)
     row_ids = _integers(frame, "RowId", problems, low=1, what="RowId")
     _duplicates(row_ids, problems, "RowId")
     image_ids = _integers(frame, "ImageId", problems, low=1, what="ImageId")
@@ -164,15 +173,16 @@ def _lookup_table(path, test_ids):
 
 def clean_expressions(raw, out, labels="fer2013", skip_bad_rows=False):
     frame, path, test_frame, test_path = _expressions_layout(raw)
-    problems = Problems(path)
+    problems = Problems(path, frame)
     usage = frame["Usage"].str.strip().to_numpy() if "Usage" in frame else np.full(len(frame), "Training")
     bad_usage = np.flatnonzero(~np.isin(usage, USAGES))
     problems.add_many("unknown Usage", bad_usage, lambda r: repr(usage[r]))
     emotion = _integers(frame, "emotion", problems, low=0, high=6, what="emotion")
     images = _parse_images(frame, "pixels", 48, problems)
     is_test = np.isin(usage, USAGES[1:])
-    if test_frame is None and any(is_test[row] for row in problems.rows):
-        _check_test(problems)   # test rows live in this file: they cannot be skipped
+    if test_frame is None and any(usage[row] != "Training" for row in problems.rows):
+        # Test rows live in this file and cannot be skipped; nor can a row whose Usage is unreadable.
+        problems.raise_if_any("Only Training rows can be skipped: every test row needs a prediction in the submission.")
     keep = _drop_bad(frame, problems, skip_bad_rows)
     skipped = problems.summary()
     train = keep & (usage == "Training")
@@ -193,7 +203,9 @@ def clean_expressions(raw, out, labels="fer2013", skip_bad_rows=False):
     else:
         test_images, test_labels, test_usage = images[is_test], test_labels[is_test], usage[is_test]
     if not train.any():
-        raise BadInputError(f"{path}: no usable Training rows")
+        raise BadInputError(f"{path}: no usable Training rows" + (f"\n{problems.report()}" if problems else ""))
+    if not len(test_images):
+        raise BadInputError(f"{test_path or path}: no test rows (PublicTest or PrivateTest); a submission needs them")
 
     save_arrays(
         out / ARRAYS,
@@ -227,7 +239,7 @@ def _expressions_layout(raw):
 
 
 def _expressions_test(frame, path):
-    problems = Problems(path)
+    problems = Problems(path, frame)
     images = _parse_images(frame, "pixels", 48, problems)
     _check_test(problems)
     labels = np.full(len(frame), -1)
@@ -252,7 +264,7 @@ def _ferplus_votes(path, n_rows):
     frame = read_csv(path, required=FERPLUS_VOTE_COLUMNS)
     if len(frame) != n_rows:
         raise BadInputError(f"{path}: {len(frame)} rows, but fer2013.csv has {n_rows}; the files must align row by row")
-    problems = Problems(path)
+    problems = Problems(path, frame)
     votes = np.stack([_integers(frame, c, problems, low=0, high=100, what=f"{c} votes") for c in FERPLUS_VOTE_COLUMNS], 1)
     problems.raise_if_any()
     return votes
