@@ -50,9 +50,24 @@ MODELS = {
     "resnet_keypoints": ModelSpec(
         "resnet_keypoints", "keypoints",
         "small residual net: BN, 4 stride-2 stages, global pooling, dense head"),
+    "lenet7": ModelSpec(
+        "lenet7", "expressions",
+        "LeNet-style baseline: 3 conv/pool stages, 2 dense layers"),
     "mini_xception": ModelSpec(
         "mini_xception", "expressions",
         "Arriaga et al. mini-Xception: separable residual modules, ~60k weights"),
+    "densenet": ModelSpec(
+        "densenet", "expressions",
+        "DenseNet-BC, blocks 2-4-8-4, growth 32"),
+    "cliquenet": ModelSpec(
+        "cliquenet", "expressions",
+        "CliqueNet: 3 clique blocks of 5x36, shared-weight stage II, attention transitions"),
+    "vgg": ModelSpec(
+        "vgg", "expressions",
+        "VGG-style from scratch: 4 double-conv stages 64-512 with BN, 2 dense layers"),
+    "vgg16_transfer": ModelSpec(
+        "vgg16_transfer", "expressions",
+        "frozen ImageNet VGG16 base with a 256-256-128 dense head"),
 }
 
 DEFAULT_MODEL = {"keypoints": "resnet_keypoints", "expressions": "mini_xception"}
