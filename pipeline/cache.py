@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import PipelineError
-from .fileio import read_json, write_json
+from .fileio import explain, read_json, write_json
 
 HASH_BLOCK = 1 << 20
 
@@ -23,9 +23,12 @@ HASH_BLOCK = 1 << 20
 def digest(path):
     """Content hash of a file (blake2b, 16 bytes), read in 1 MiB blocks."""
     hasher = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as handle:
-        while block := handle.read(HASH_BLOCK):
-            hasher.update(block)
+    try:
+        with open(path, "rb") as handle:
+            while block := handle.read(HASH_BLOCK):
+                hasher.update(block)
+    except OSError as error:
+        raise explain(error, path, "read") from None
     return hasher.hexdigest()
 
 
@@ -101,10 +104,18 @@ def stage_lock(path, wait_seconds=None, on_wait=None):
 
     Waits for another holder up to `wait_seconds` (None: forever), telling `on_wait` once.
     """
-    wait_seconds = float(os.environ.get("FACES_LOCK_WAIT", "inf")) if wait_seconds is None else wait_seconds
+    if wait_seconds is None:
+        try:
+            wait_seconds = float(os.environ.get("FACES_LOCK_WAIT", "inf"))
+        except ValueError:
+            raise PipelineError(f"FACES_LOCK_WAIT={os.environ['FACES_LOCK_WAIT']!r}: expected a number of seconds") from None
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a+")
+    except OSError as error:
+        raise explain(error, path, "create the lock file") from None
+    with handle:
         deadline = time.monotonic() + wait_seconds
         told = False
         while True:
@@ -112,13 +123,17 @@ def stage_lock(path, wait_seconds=None, on_wait=None):
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
                 if not told and on_wait:
-                    handle.seek(0)
-                    on_wait(handle.read().strip() or "another process")
+                    on_wait(holder)
                     told = True
                 if time.monotonic() >= deadline:
-                    raise PipelineError(f"{path.name}: another run.py is working on this stage; try again when it ends") from None
+                    raise PipelineError(f"{holder} is working on this stage ({path.name}); "
+                                        "try again when it ends") from None
                 time.sleep(0.2)
+            except OSError as error:   # e.g. a network file system without locks
+                raise explain(error, path, "lock") from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"run.py (pid {os.getpid()})")

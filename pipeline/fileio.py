@@ -1,20 +1,67 @@
-"""Atomic file writes: a reader sees the old file or the complete new one, never half of one."""
+"""Atomic file writes: a reader sees the old file or the complete new one, never half of one.
+
+The temporary file is `.<name>.<pid>-<random><suffix>` beside the target. A process killed while
+writing leaves it behind; the next write of the same file removes it once that pid is gone.
+"""
 import contextlib
 import errno
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
 from .errors import PipelineError
 
 
-def _explain(error, path):
+def explain(error, path, doing="write"):
+    """A one-line PipelineError for an OSError met while `doing` something to `path`."""
     if error.errno == errno.ENOSPC:
-        return PipelineError(f"cannot write {path}: the disk is full")
-    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return PipelineError(f"cannot write {path}: permission denied")
-    return PipelineError(f"cannot write {path}: {error.strerror or error}")
+        return PipelineError(f"cannot {doing} {path}: the disk is full")
+    if error.errno == errno.EDQUOT:
+        return PipelineError(f"cannot {doing} {path}: the disk quota is used up")
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return PipelineError(f"cannot {doing} {path}: permission denied")
+    if error.errno == errno.EROFS:
+        return PipelineError(f"cannot {doing} {path}: the file system is read-only")
+    if error.errno in (errno.EEXIST, errno.ENOTDIR):
+        blocking = next((p for p in [*reversed(Path(path).parents)] if p.exists() and not p.is_dir()), None)
+        if blocking is not None:
+            return PipelineError(f"cannot {doing} {path}: {blocking} is a file, not a folder")
+    return PipelineError(f"cannot {doing} {path}: {error.strerror or error}")
+
+
+def _current_umask():
+    mask = os.umask(0o22)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _current_umask()   # read once, at import: os.umask can only be read by setting it
+
+
+def _remove_stale_temporaries(path):
+    """Remove temporary files for `path` left by processes that no longer run."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)-[a-z0-9_]{{8}}\.[A-Za-z0-9]+")
+    try:
+        candidates = [entry for entry in os.scandir(path.parent) if entry.name.startswith(f".{path.name}.")]
+    except OSError:
+        return
+    for entry in candidates:
+        match = pattern.fullmatch(entry.name)
+        if match and not _alive(int(match.group(1))):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)   # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True   # exists, but belongs to someone else
+    return True
 
 
 @contextlib.contextmanager
@@ -22,20 +69,23 @@ def atomic_path(path, suffix=".tmp"):
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
 
     `suffix` ends the temporary name, for writers that insist on one (Keras wants ".keras").
+    The file gets the permissions a plain `open` would give it (not mkstemp's owner-only 0600).
     """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+        _remove_stale_temporaries(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=suffix, dir=path.parent)
+        os.fchmod(fd, 0o666 & ~UMASK)
         os.close(fd)
     except OSError as error:
-        raise _explain(error, path) from None
+        raise explain(error, path) from None
     tmp = Path(tmp)
     try:
         yield tmp
         os.replace(tmp, path)
     except OSError as error:
-        raise _explain(error, path) from None
+        raise explain(error, path) from None
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -50,7 +100,7 @@ def atomic_open(path, mode="w", **kwargs):
                 handle.flush()
                 os.fsync(handle.fileno())
         except OSError as error:
-            raise _explain(error, path) from None
+            raise explain(error, path) from None
 
 
 def write_text(path, text):
