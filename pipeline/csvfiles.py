@@ -177,7 +177,8 @@ def _field_problems(fields, expected):
     problems = {}
     for row in np.flatnonzero(fields != expected):
         kind = "too few fields" if fields[row] < expected else "too many fields"
-        problems[int(row)] = (kind, f"{fields[row]} field{'s' * (fields[row] != 1)}, expected {expected}")
+        count = int(fields[row])
+        problems[int(row)] = (kind, f"{count} field{'s' * (count != 1)}, expected {expected}")
     return problems
 
 
