@@ -44,10 +44,12 @@ def parse_pixel_strings(strings, n_pixels):
 def _parse_chunk(strings, n_pixels, offset):
     n_rows = len(strings)
     buffer = np.frombuffer(("\n".join(strings) + "\n").encode("utf-8", "replace"), np.uint8)
-    if np.count_nonzero(buffer == NEWLINE) != n_rows:   # a newline inside a value string (quoted CSV field)
+    newlines = np.flatnonzero(buffer == NEWLINE)
+    if len(newlines) != n_rows:   # a newline inside a value string (a quoted CSV field): read it as a space
         buffer = np.frombuffer(("\n".join(s.replace("\n", " ") for s in strings) + "\n").encode("utf-8", "replace"),
                                np.uint8)
-    row_of_byte = np.cumsum(buffer == NEWLINE) - (buffer == NEWLINE)   # the newline belongs to its row
+        newlines = np.flatnonzero(buffer == NEWLINE)
+    row_of_byte = lambda positions: np.searchsorted(newlines, positions)  # noqa: E731  a newline ends its own row
     is_digit = (buffer >= ZERO) & (buffer <= NINE)
     is_separator = (buffer == SPACE) | (buffer == TAB) | (buffer == NEWLINE) | (buffer == CR)
 
@@ -71,7 +73,7 @@ def _parse_chunk(strings, n_pixels, offset):
         last = ends[long]
         values[long] = digits[last - 2] * 100 + digits[last - 1] * 10 + digits[last]
         too_big[long] = np.logical_or.reduceat(buffer[positions] != ZERO, offsets) | (values[long] > 255)
-    token_row = row_of_byte[starts]
+    token_row = row_of_byte(starts)
     counts = np.bincount(token_row, minlength=n_rows)
 
     problems = {}
@@ -81,7 +83,7 @@ def _parse_chunk(strings, n_pixels, offset):
             problems.setdefault(offset + int(row), (kind, example(int(row))))
 
     bad_bytes = np.flatnonzero(~(is_digit | is_separator))
-    flag(row_of_byte[bad_bytes], "non-numeric", lambda r: _first_bad_token(strings[r]))
+    flag(row_of_byte(bad_bytes), "non-numeric", lambda r: _first_bad_token(strings[r]))
     flag(token_row[too_big], "out of range", lambda r: _first_large_token(strings[r]))
     flag(np.flatnonzero(counts == 0), "empty", lambda r: "no pixel values")
     flag(np.flatnonzero((counts != n_pixels) & (counts > 0)), "wrong count",
