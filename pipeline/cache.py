@@ -95,7 +95,12 @@ class Cache:
         })
 
     def invalidate(self, manifest):
-        Path(manifest).unlink(missing_ok=True)
+        try:
+            Path(manifest).unlink(missing_ok=True)
+        except NotADirectoryError:
+            pass   # a file where its folder should be: there is no manifest, and the write will say why
+        except OSError as error:
+            raise explain(error, manifest, "remove") from None
 
 
 @contextlib.contextmanager
