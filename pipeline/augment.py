@@ -126,7 +126,9 @@ def warp_images(images, linear, shifts):
 
 def move_keypoints(keypoints_px, linear, shifts, size, flips, columns=KEYPOINT_COLUMNS):
     """The same affine maps applied to (n, 2k) keypoints; mirrored rows get left/right swapped.
-    Points pushed outside the frame keep their coordinates: they are still valid targets."""
+    Points pushed outside the frame keep their coordinates: they are still valid targets.
+    A rotation mixes x and y, so a point missing only one coordinate comes out missing both (the
+    data never has such points: a keypoint's x and y are missing together)."""
     n = len(keypoints_px)
     centre = _centre(size)
     points = np.asarray(keypoints_px, np.float64).reshape(n, -1, 2) - centre     # (n, k, 2)
