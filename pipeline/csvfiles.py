@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import BadInputError, PipelineError
+from .errors import BadInputError
+from .fileio import explain
 
 MAX_EXAMPLES = 10
 NEWLINE, CR, QUOTE, COMMA, SPACE, TAB = b"\n\r\", \t"
@@ -35,9 +36,9 @@ def read_csv(path, required, optional=()):
     data = _read_bytes(path)
     _reject_non_csv(path, data)
     rows = _scan_rows(path, data)
-    header = _header(path, data[rows.header_start:rows.header_end])   # without the byte-order mark
+    header = _header(path, data[rows.header_start:rows.header_end], rows.header_line)   # without the BOM
     names = [str(c).strip() for c in header]
-    _check_columns(path, names, required)
+    _check_columns(path, rows.header_line, names, required)
     width = max(len(names), int(rows.fields.max(initial=0)))
     try:
         frame = pd.read_csv(io.BytesIO(data), header=None, names=range(width), index_col=False,
@@ -66,7 +67,7 @@ def _read_bytes(path):
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise PipelineError(f"cannot read {path}: {error.strerror or error}") from None
+        raise explain(error, path, "read") from None
     if not data or data.isspace():
         raise BadInputError(f"{path}: the file is empty")
     return data
@@ -103,6 +104,7 @@ class _Rows:
 
     header_start: int
     header_end: int
+    header_line: int
     lines: np.ndarray
     fields: np.ndarray
     unterminated: bool   # the last row has no line break after it
@@ -137,7 +139,8 @@ def _scan_rows(path, data):
         raise BadInputError(f"{path}: the file is empty")
     header, body = present[0], present[1:]
     unterminated = len(body) > 0 and ends[body[-1]] == len(buffer)
-    return _Rows(int(starts[header]), int(ends[header]), lines[body], fields[body], bool(unterminated), quotes)
+    return _Rows(int(starts[header]), int(ends[header]), int(lines[header]), lines[body], fields[body],
+                 bool(unterminated), quotes)
 
 
 def _blank_rows(buffer, starts, ends):
@@ -150,26 +153,25 @@ def _blank_rows(buffer, starts, ends):
     return blank
 
 
-def _header(path, line):
-    text = line.decode("utf-8-sig", "replace")
+def _header(path, text, line):
     try:
-        return next(csv.reader([text]))
+        return next(csv.reader([text.decode("utf-8-sig", "replace")]))
     except (csv.Error, StopIteration):
-        raise BadInputError(f"{path}: line 1: cannot read the header") from None
+        raise BadInputError(f"{path}: line {line}: cannot read the header") from None
 
 
-def _check_columns(path, names, required):
+def _check_columns(path, line, names, required):
     missing = [c for c in required if c not in names]
     if missing:
         if all(re.fullmatch(r"[\d\s.eE+-]*", name) for name in names):
-            raise BadInputError(f"{path}: line 1: no header (the first line looks like data); "
+            raise BadInputError(f"{path}: line {line}: no header (the first line looks like data); "
                                 f"expected a header with {', '.join(required[:4])}{', ...' if len(required) > 4 else ''}")
         found = ",".join(names[:8]) + ("..." if len(names) > 8 else "")
         listed = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise BadInputError(f"{path}: line 1: missing column(s) {listed} (header is {found})")
+        raise BadInputError(f"{path}: line {line}: missing column(s) {listed} (header is {found})")
     if len(set(names)) != len(names):
         twice = sorted({name for name in names if names.count(name) > 1})
-        raise BadInputError(f"{path}: line 1: duplicated column name(s) {', '.join(map(repr, twice[:5]))}")
+        raise BadInputError(f"{path}: line {line}: duplicated column name(s) {', '.join(map(repr, twice[:5]))}")
 
 
 def _field_problems(fields, expected):
