@@ -144,11 +144,16 @@ def scale_command(root, task, keypoint_range, force):
 
 @cli.command("train")
 @options(TASK, TRAIN, SEED, FORCE)
+@click.option("--resume", is_flag=True, help="Continue a run stopped by Ctrl-C or SIGTERM from its last epoch (same options).")
 @click.pass_obj
-def train_command(root, task, seed, force, **train_options):
-    """Train a model with validation early stopping (data/runs/<slug>/<model>-<hash>/)."""
+def train_command(root, task, seed, force, resume, **train_options):
+    """Train a model with validation early stopping (data/runs/<slug>/<model>-<hash>/).
+
+    Ctrl-C (or SIGTERM) stops after the current epoch with its state saved; run the same command
+    with --resume to continue.
+    """
     for competition in tasks_for(task):
-        report(pipeline(root, force).train(competition, seed=seed, **train_options))
+        report(pipeline(root, force).train(competition, seed=seed, resume=resume, **train_options))
 
 
 @cli.command("predict")
@@ -172,9 +177,19 @@ def submission_command(root, task, run_name, force):
 
 @cli.command("all")
 @options(TASK, DOWNLOAD, CLEAN, SCALE, TRAIN, PREDICT, SEED, FORCE)
+@click.option("--submit", "upload", is_flag=True, help="Upload each submission to Kaggle at the end (checked first).")
+@click.option("-m", "--message", default=None, help="Submission description; required with --submit.")
 @click.pass_obj
-def all_command(root, task, source, sample_size, seed, dropna, labels, skip_bad_rows, keypoint_range, tta, force, **train_options):
+def all_command(root, task, source, sample_size, seed, dropna, labels, skip_bad_rows, keypoint_range, tta,
+                force, upload, message, **train_options):
     """Run every stage for each competition; unchanged stages are skipped as cached."""
+    if upload and not message:
+        raise click.UsageError("--submit needs -m/--message")
+    if upload:   # fail now rather than after hours of training
+        from pipeline import kaggle_api
+
+        if not kaggle_api.credentials_available():
+            raise PipelineError(kaggle_api.NO_CREDENTIALS)
     started = time.perf_counter()
     chain = pipeline(root, force)
     for competition in tasks_for(task):
@@ -185,6 +200,8 @@ def all_command(root, task, source, sample_size, seed, dropna, labels, skip_bad_
         report(chain.predict(competition, tta=tta))
         written = report(chain.submission(competition))
         _print_scores(competition, trained.summary, written.summary)
+        if upload:
+            upload_submission(root, competition, Path(written.summary["file"]), message)
     click.echo(f"done in {time.perf_counter() - started:.1f}s")
 
 

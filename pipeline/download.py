@@ -83,6 +83,7 @@ def run(competition, folder, source="auto", seed=0, sample_size=1.0, force=False
             from . import kaggle_api
 
             kaggle_api.download_competition(competition.slug, staging)
+            _lift_required_files(competition, staging)
             marker = {"source": "kaggle"}
         else:
             echo(SAMPLE_BANNER.format(slug=competition.slug, seed=seed))
@@ -98,6 +99,15 @@ def run(competition, folder, source="auto", seed=0, sample_size=1.0, force=False
         shutil.rmtree(staging, ignore_errors=True)
     return {"status": "ran", "source": describe(marker), "folder": str(folder),
             "files": [p.name for p in raw_files(folder)]}
+
+
+def _lift_required_files(competition, staging):
+    """Move the files later stages read up to the folder's top level: Kaggle's FER2013 bundle keeps
+    fer2013.csv in fer2013/ inside its tar."""
+    wanted = {name for layout in competition.required_files for name in layout} | {"fer2013new.csv"}
+    for path in sorted(staging.rglob("*.csv")):
+        if path.parent != staging and path.name in wanted and not (staging / path.name).exists():
+            path.rename(staging / path.name)
 
 
 def _satisfies(current, chosen, wanted_sample):

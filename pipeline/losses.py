@@ -3,6 +3,7 @@
 Most real training rows carry only 4 of the 15 keypoints; masking lets those rows teach the model
 the keypoints they do have instead of being dropped (the reference's dropna) or imputed.
 """
+import keras
 from keras import ops
 
 
@@ -13,11 +14,13 @@ def _masked_squared_error(y_true, y_pred):
     return ops.sum(ops.square(error)) / count
 
 
+@keras.saving.register_keras_serializable(package="faces")
 def masked_mse(y_true, y_pred):
     """Mean squared error over the present (non-NaN) targets of the batch."""
     return _masked_squared_error(y_true, y_pred)
 
 
+@keras.saving.register_keras_serializable(package="faces")
 def masked_rmse(y_true, y_pred):
     """Root of masked_mse: the reference's RMSE loss, in scaled units."""
     return ops.sqrt(_masked_squared_error(y_true, y_pred) + 1e-12)

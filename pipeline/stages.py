@@ -78,7 +78,7 @@ class Pipeline:
         return self._step("scale", competition, out / "scale.manifest.json", inputs, params,
                           scale.outputs(competition, out), lambda: scale.run(competition, interim, out, **params))
 
-    def train(self, competition, **options):
+    def train(self, competition, resume=False, **options):
         processed = self.layout.processed(competition)
         inputs = scale.outputs(competition, processed)
         self._require(inputs, competition, "scale", "scaled data")
@@ -87,7 +87,8 @@ class Pipeline:
         run_dir = self.layout.runs(competition) / name
         outcome = self._step("train", competition, run_dir / "train.manifest.json", inputs, params,
                              train.outputs(run_dir),
-                             lambda: train.run(competition, processed, run_dir, params, echo=self.echo))
+                             lambda: train.run(competition, processed, run_dir, params, echo=self.echo,
+                                               resume_training=resume))
         write_text(self.layout.runs(competition) / LATEST, name + "\n")
         outcome.summary = {"run": name, **outcome.summary}
         return outcome

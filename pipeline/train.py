@@ -13,7 +13,6 @@ from .errors import PipelineError
 from .fileio import atomic_path, load_arrays, read_json, write_json, write_text
 
 MODEL = "model.keras"
-BEST_WEIGHTS = "best.weights.h5"
 HISTORY = "history.csv"
 CURVE = "curve.png"
 PARAMS = "params.json"
@@ -73,11 +72,11 @@ def split_indices(n, val_fraction, seed, labels=None):
     return train_test_split(rows, test_size=val_fraction, random_state=seed, stratify=stratify)
 
 
-def run(competition, processed, run_dir, params, echo=print, resume=False):
+def run(competition, processed, run_dir, params, echo=print, resume_training=False):
     """Train per `params` (from resolve_params) on data/processed/<slug>/ into `run_dir`."""
     import keras
 
-    from . import augment, devices, recipes
+    from . import augment, devices, recipes, resume
     from .models import build_model
 
     keras.utils.set_random_seed(params["seed"])
@@ -95,12 +94,25 @@ def run(competition, processed, run_dir, params, echo=print, resume=False):
         y = data["train_distribution"] if soft else np.eye(n_outputs, dtype=np.float32)[labels]
     train_rows, val_rows = split_indices(len(x), params["val_fraction"], params["seed"], labels)
 
-    model = build_model(params["model"], x.shape[1:], n_outputs, weights=params.get("weights"))
-    model.compile(
-        optimizer=recipes.make_optimizer(params["optimizer"], params["lr"]),
-        loss=_loss(task, params),
-        metrics=["accuracy"] if task == "expressions" else None,
-    )
+    backup = run_dir / BACKUP
+    restored = resume.load(backup) if resume_training else None
+    if restored:
+        model, state = restored
+        model.jit_compile = devices.jit_compile()
+        echo(f"resuming {run_dir.name} after epoch {state['epoch']}")
+    else:
+        if resume_training:
+            echo(f"nothing to resume in {backup}; training from the start")
+        resume.discard(backup)
+        state = None
+        model = build_model(params["model"], x.shape[1:], n_outputs, weights=params.get("weights"))
+        model.compile(
+            optimizer=recipes.make_optimizer(params["optimizer"], params["lr"]),
+            loss=_loss(task, params),
+            metrics=["accuracy"] if task == "expressions" else None,
+            jit_compile=devices.jit_compile(),
+        )
+    first_epoch = state["epoch"] if state else 0
     augmenter = None
     if params["augment"] and task == "keypoints":   # targets move to pixels and back around the warp
         augmenter = augment.keypoint_augmenter(to_pixels=scaler.inverse_transform, to_targets=scaler.transform)
@@ -112,19 +124,21 @@ def run(competition, processed, run_dir, params, echo=print, resume=False):
         weights = np.array([by_class[c] for c in labels[train_rows]], np.float32)
     batches = augment.Batches(x[train_rows], y[train_rows], params["batch_size"], augment=augmenter,
                               shuffle=True, seed=params["seed"], sample_weight=weights)
+    batches.epoch, batches._order = first_epoch, batches._order_for(first_epoch)   # same order as unbroken
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    callbacks = [
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=params["patience"], restore_best_weights=True),
-        keras.callbacks.ModelCheckpoint(str(run_dir / BEST_WEIGHTS), monitor="val_loss",
-                                        save_best_only=True, save_weights_only=True),
-        *recipes.schedule_callbacks(params["schedule"], params["lr"], params["epochs"], params["patience"]),
-    ]
+    stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=params["patience"],
+                                             restore_best_weights=True)
     echo(f"training {params['model']} ({model.count_params():,} weights) on {len(train_rows)} rows, "
          f"validating on {len(val_rows)}, {devices.describe()}")
     started = time.perf_counter()
-    history = _fit(model, batches, (x[val_rows], y[val_rows]), params, callbacks)
+    with resume.stop_on_signals(echo) as stop_request:
+        checkpoint = resume.Checkpoint(backup, stopping, batches, stop_request, state)
+        callbacks = [stopping, *recipes.schedule_callbacks(params["schedule"], params["lr"], params["epochs"],
+                                                            params["patience"]), checkpoint]
+        _fit(model, batches, (x[val_rows], y[val_rows]), params, callbacks, first_epoch)
     seconds = time.perf_counter() - started
+    history = checkpoint.history
 
     if task == "keypoints":
         metrics = keypoint_metrics(model, scaler, x, y, train_rows, val_rows, params["batch_size"])
@@ -136,6 +150,7 @@ def run(competition, processed, run_dir, params, echo=print, resume=False):
                     "parameters": int(model.count_params()), "train_rows": int(len(train_rows)),
                     "val_rows": int(len(val_rows))})
     _save_run(run_dir, model, history, params, metrics)
+    resume.discard(backup)   # model.keras holds the best weights now
     return metrics
 
 
@@ -147,10 +162,12 @@ def _loss(task, params):
     return "categorical_crossentropy"
 
 
-def _fit(model, batches, validation, params, callbacks):
+def _fit(model, batches, validation, params, callbacks, first_epoch):
     try:
-        history = model.fit(batches, validation_data=validation, epochs=params["epochs"],
-                            callbacks=callbacks, verbose=2)
+        # Batches shuffles itself from (seed, epoch); Keras's own shuffle draws on the global RNG,
+        # which a resumed run cannot replay.
+        history = model.fit(batches, validation_data=validation, epochs=params["epochs"], shuffle=False,
+                            initial_epoch=first_epoch, callbacks=callbacks, verbose=2)
     except Exception as error:  # the backends raise their own types for exhausted device memory
         text = str(error)
         if "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower():
@@ -192,5 +209,4 @@ def _save_run(run_dir, model, history, params, metrics):
         model.save(tmp)
     write_json(run_dir / PARAMS, params)
     write_json(run_dir / METRICS, metrics)
-    (run_dir / BEST_WEIGHTS).unlink(missing_ok=True)   # model.keras holds the best weights now
 
