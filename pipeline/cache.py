@@ -84,23 +84,17 @@ class Cache:
                 return None
         return record.get("summary", {})
 
-    def record(self, manifest, stage, inputs, params, outputs, summary):
+    def record(self, manifest, stage, inputs, params, outputs, summary, input_digests=None):
+        """Write the manifest. Pass `input_digests` taken before the stage ran, so that an input
+        changed while it ran is not recorded as the one it read."""
         write_json(manifest, {
             "stage": stage,
             "params": normalise(params),
-            "inputs": self.digests(inputs),
+            "inputs": input_digests if input_digests is not None else self.digests(inputs),
             "outputs": self.digests(outputs),
             "summary": normalise(summary),
             "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
         })
-
-    def invalidate(self, manifest):
-        try:
-            Path(manifest).unlink(missing_ok=True)
-        except NotADirectoryError:
-            pass   # a file where its folder should be: there is no manifest, and the write will say why
-        except OSError as error:
-            raise explain(error, manifest, "remove") from None
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from . import sample
 from .errors import PipelineError
-from .fileio import read_json, write_json
+from .fileio import explain, read_json, write_json
 
 SOURCE_FILE = "SOURCE.json"   # which source filled the folder; absent when the user put files there
 SAMPLE_BANNER = """\
@@ -63,6 +63,7 @@ def choose_source(competition, folder, requested):
 def run(competition, folder, source="auto", seed=0, sample_size=1.0, force=False, echo=print):
     """Make sure `folder` holds the competition's raw files; return a summary dict."""
     folder = Path(folder)
+    _recover_interrupted_swap(folder)
     chosen = choose_source(competition, folder, source)
     current = source_of(folder) if present_layout(competition, folder) else None
 
@@ -76,29 +77,38 @@ def run(competition, folder, source="auto", seed=0, sample_size=1.0, force=False
                             "Use --source auto to keep it, or --force to replace it.")
 
     staging = folder.parent / f".staging-{folder.name}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
     try:
-        if chosen == "kaggle":
-            from . import kaggle_api
-
-            kaggle_api.download_competition(competition.slug, staging)
-            _lift_required_files(competition, staging)
-            marker = {"source": "kaggle"}
-        else:
-            echo(SAMPLE_BANNER.format(slug=competition.slug, seed=seed))
-            sample.write_sample(competition, staging, seed, sample.SampleSizes().scaled(sample_size))
-            marker = wanted_sample
-        if not present_layout(competition, staging):
-            found = ", ".join(sorted(p.name for p in staging.iterdir())) or "nothing"
-            expected = " or ".join("+".join(layout) for layout in competition.required_files)
-            raise PipelineError(f"{competition.slug}: the download holds {found}; expected {expected}")
-        write_json(staging / SOURCE_FILE, marker)
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        _fill(competition, staging, chosen, wanted_sample, echo)
         _swap_in(staging, folder)
+    except OSError as error:
+        raise explain(error, getattr(error, "filename", None) or staging) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    marker = source_of(folder)
     return {"status": "ran", "source": describe(marker), "folder": str(folder),
             "files": [p.name for p in raw_files(folder)]}
+
+
+def _fill(competition, staging, chosen, wanted_sample, echo):
+    """Download or generate the competition's files into `staging` and check they are complete."""
+    if chosen == "kaggle":
+        from . import kaggle_api
+
+        kaggle_api.download_competition(competition.slug, staging)
+        _lift_required_files(competition, staging)
+        marker = {"source": "kaggle"}
+    else:
+        echo(SAMPLE_BANNER.format(slug=competition.slug, seed=wanted_sample["seed"]))
+        sizes = sample.SampleSizes().scaled(wanted_sample["size"])
+        sample.write_sample(competition, staging, wanted_sample["seed"], sizes)
+        marker = wanted_sample
+    if not present_layout(competition, staging):
+        found = ", ".join(sorted(p.name for p in staging.iterdir())) or "nothing"
+        expected = " or ".join("+".join(layout) for layout in competition.required_files)
+        raise PipelineError(f"{competition.slug}: the download holds {found}; expected {expected}")
+    write_json(staging / SOURCE_FILE, marker)
 
 
 def _lift_required_files(competition, staging):
@@ -114,6 +124,13 @@ def _satisfies(current, chosen, wanted_sample):
     if chosen == "sample":
         return current == wanted_sample
     return current["source"] == chosen
+
+
+def _recover_interrupted_swap(folder):
+    """A run killed between the two renames of _swap_in leaves the previous files in .old-<name>."""
+    old = folder.parent / f".old-{folder.name}"
+    if old.is_dir() and not folder.exists():
+        old.rename(folder)
 
 
 def _swap_in(staging, folder):

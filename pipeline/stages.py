@@ -34,17 +34,22 @@ class Pipeline:
 
     def _step(self, stage, competition, manifest, inputs, params, outputs, action):
         started = time.perf_counter()
-        lock = self.layout.locks / f"{competition.slug}.{stage}.lock"
-        waiting = lambda holder: self.echo(f"{competition.task} {stage}: waiting for {holder} to finish")  # noqa: E731
-        with stage_lock(lock, on_wait=waiting):
+        with self._lock(competition, stage):
             if not self.force:
                 summary = self.cache.fresh(manifest, inputs, params)
                 if summary is not None:
                     return Outcome(stage, competition.task, "cached", summary, time.perf_counter() - started)
-            self.cache.invalidate(manifest)
+            # The old manifest may stay while the stage runs: it vouches only for outputs whose
+            # hashes still match, and the new one replaces it once every output is written.
+            input_digests = self.cache.digests(inputs)
             summary = action()
-            self.cache.record(manifest, stage, inputs, params, outputs, summary)
+            self.cache.record(manifest, stage, inputs, params, outputs, summary, input_digests)
         return Outcome(stage, competition.task, "ran", summary, time.perf_counter() - started)
+
+    def _lock(self, competition, stage):
+        lock = self.layout.locks / f"{competition.slug}.{stage}.lock"
+        waiting = lambda holder: self.echo(f"{competition.task} {stage}: waiting for {holder} to finish")  # noqa: E731
+        return stage_lock(lock, on_wait=waiting)
 
     def _require(self, paths, competition, command, what):
         missing = [p for p in paths if not Path(p).exists()]
@@ -56,8 +61,9 @@ class Pipeline:
 
     def download(self, competition, source="auto", seed=0, sample_size=1.0):
         started = time.perf_counter()
-        summary = download.run(competition, self.layout.raw(competition), source=source, seed=seed,
-                               sample_size=sample_size, force=self.force, echo=self.echo)
+        with self._lock(competition, "download"):
+            summary = download.run(competition, self.layout.raw(competition), source=source, seed=seed,
+                                   sample_size=sample_size, force=self.force, echo=self.echo)
         status = summary.pop("status")
         return Outcome("download", competition.task, status, summary, time.perf_counter() - started)
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import scale
 from .errors import PipelineError
-from .fileio import atomic_path, load_arrays, read_json, write_json, write_text
+from .fileio import atomic_path, explain, load_arrays, read_json, write_json, write_text
 
 MODEL = "model.keras"
 HISTORY = "history.csv"
@@ -166,15 +166,16 @@ def _fit(model, batches, validation, params, callbacks, first_epoch):
     try:
         # Batches shuffles itself from (seed, epoch); Keras's own shuffle draws on the global RNG,
         # which a resumed run cannot replay.
-        history = model.fit(batches, validation_data=validation, epochs=params["epochs"], shuffle=False,
-                            initial_epoch=first_epoch, callbacks=callbacks, verbose=2)
+        model.fit(batches, validation_data=validation, epochs=params["epochs"], shuffle=False,
+                  initial_epoch=first_epoch, callbacks=callbacks, verbose=2)
+    except OSError as error:   # writing the epoch checkpoint: disk full, permissions
+        raise explain(error, getattr(error, "filename", None) or "the run folder") from None
     except Exception as error:  # the backends raise their own types for exhausted device memory
         text = str(error)
         if "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower():
             raise PipelineError(f"the device ran out of memory with --batch-size {params['batch_size']}; "
                                 "try a smaller --batch-size") from None
         raise
-    return history.history
 
 
 def keypoint_metrics(model, scaler, x, y, train_rows, val_rows, batch_size):

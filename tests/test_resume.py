@@ -1,6 +1,5 @@
 """Ctrl-C during training saves the state at the end of the epoch; --resume ends where an unbroken run ends."""
 import json
-import os
 import signal
 import subprocess
 import sys
