@@ -36,3 +36,12 @@ def expressions_raw(tmp_path):
 @pytest.fixture
 def competitions():
     return KEYPOINTS, EXPRESSIONS
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A project root with a tiny keypoints competition in data/raw/, as `run.py --root` expects."""
+    raw = tmp_path / "data" / "raw" / KEYPOINTS.slug
+    raw.mkdir(parents=True)
+    sample.write_sample(KEYPOINTS, raw, seed=3, sizes=sample.SampleSizes(keypoints_train=20, keypoints_test=6))
+    return tmp_path

@@ -5,10 +5,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 from click.testing import CliRunner
 
-from pipeline import sample
 from pipeline.cache import Cache, stage_lock
 from pipeline.competitions import KEYPOINTS
 from pipeline.fileio import load_arrays
@@ -54,15 +52,6 @@ def test_missing_or_corrupt_manifest_is_stale(tmp_path):
 # --- through the command line: what a user sees --------------------------------------------------
 
 RUN = str(Path(__file__).resolve().parents[1] / "run.py")
-
-
-@pytest.fixture
-def project(tmp_path):
-    """A project root with a tiny keypoints competition in data/raw/."""
-    raw = tmp_path / "data" / "raw" / KEYPOINTS.slug
-    raw.mkdir(parents=True)
-    sample.write_sample(KEYPOINTS, raw, seed=3, sizes=sample.SampleSizes(keypoints_train=20, keypoints_test=6))
-    return tmp_path
 
 
 def status_in(output):

@@ -9,18 +9,10 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from pipeline import fileio, sample
+from pipeline import fileio
 from pipeline.competitions import KEYPOINTS
 from pipeline.fileio import atomic_open, write_text
 from run import cli
-
-
-@pytest.fixture
-def project(tmp_path):
-    raw = tmp_path / "data" / "raw" / KEYPOINTS.slug
-    raw.mkdir(parents=True)
-    sample.write_sample(KEYPOINTS, raw, seed=3, sizes=sample.SampleSizes(keypoints_train=12, keypoints_test=4))
-    return tmp_path
 
 
 def clean(root):
