@@ -74,7 +74,7 @@ SCALE = options(
                  help="Map keypoints to [-1, 1] from the image bounds 0..96 (reference) or from the training data's min..max."),
 )
 TRAIN = options(
-    click.option("--model", default=None, help="Model name (see `run.py models`); default: the task's best default."),
+    click.option("--model", default=None, help="Model name (see `run.py models`).  [default: resnet_keypoints, mini_xception]"),
     click.option("--epochs", type=int, default=None, help="Maximum epochs (early stopping usually ends sooner).  [default: 60]"),
     click.option("--batch-size", type=int, default=None, help="Batch size.  [default: the model's recipe, else 32]"),
     click.option("--val-fraction", type=float, default=None, help="Share of training rows held out for validation (stratified for expressions).  [default: 0.15]"),
