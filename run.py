@@ -61,7 +61,7 @@ DOWNLOAD = options(
     click.option("--source", type=click.Choice(["auto", "kaggle", "sample"]), default="auto",
                  help="auto: files already in data/raw/<slug>/, else Kaggle if credentials exist, else the built-in sample."),
     click.option("--sample-size", type=click.FloatRange(min=0, min_open=True), default=1.0,
-                 help="Size of the built-in sample as a fraction of the default (600 keypoint and 2000 expression faces)."),
+                 help="Size of the built-in sample as a fraction of the default (500 keypoint and 1350 expression faces)."),
 )
 CLEAN = options(
     click.option("--dropna", is_flag=True, help="Keypoints: keep only rows with all 30 targets (the reference); default keeps all rows and masks missing targets."),

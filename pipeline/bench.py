@@ -3,6 +3,9 @@
     python -m pipeline.bench models --task both --epochs 5 --rows 400
         trains every model of a task for the same small budget, with the same seed and data,
         and prints one table: parameters, epochs run, wall time, validation RMSE (px) or accuracy.
+    python -m pipeline.bench heap
+        times training steps with the malloc thresholds tf.data's generator sets, then with
+        heap.KeepBuffers raising them again (TensorFlow backend on glibc).
     python -m pipeline.bench augment
         times augmentation of a batch against one training step of the default model: the ratio
         says whether augmentation on the CPU could slow training down.
@@ -41,7 +44,7 @@ def train_one(name, task, data, epochs, batch_size, seed, augment):
     import keras
 
     from pipeline import augment as aug
-    from pipeline import recipes
+    from pipeline import heap, recipes
     from pipeline.losses import masked_mse
 
     (x_train, y_train), (x_val, y_val) = data
@@ -60,7 +63,7 @@ def train_one(name, task, data, epochs, batch_size, seed, augment):
 
     started = time.perf_counter()
     history = model.fit(batches, validation_data=(x_val, y_val), epochs=epochs, verbose=0,
-                        callbacks=[stop])
+                        callbacks=[heap.KeepBuffers(), stop])
     seconds = time.perf_counter() - started
     metric, value = _val_metric(task, model, x_val, y_val)
     params = model.count_params()
@@ -133,6 +136,38 @@ def augment_command(batch_size, repeats):
         keras.backend.clear_session()
         click.echo(f"{task:<12} batch {batch_size}: augment {augment_ms:7.1f} ms, "
                    f"{DEFAULT_MODEL[task]} train step {step_ms:7.1f} ms, ratio {augment_ms / step_ms:.2f}")
+
+
+@cli.command("heap")
+@click.option("--rows", default=1024, show_default=True)
+@click.option("--epochs", default=3, show_default=True, help="Per setting; the first is a warm-up.")
+def heap_command(rows, epochs):
+    """Training step time of the default expressions model, tf.data's malloc settings vs KeepBuffers."""
+    import keras
+
+    from pipeline import augment as aug
+    from pipeline import heap
+
+    if heap._mallopt() is None or keras.config.backend() != "tensorflow":
+        raise click.ClickException("needs the TensorFlow backend on glibc")
+
+    class TfDataThresholds(keras.callbacks.Callback):   # what the generator's "memory patch" sets
+        def on_train_batch_begin(self, batch, logs=None):
+            heap._mallopt()(heap.M_TRIM_THRESHOLD, 128 << 10)
+            heap._mallopt()(heap.M_MMAP_THRESHOLD, 128 << 10)
+
+    x, y = _bench_data("expressions", rows, seed=0)
+    model = build_model(DEFAULT_MODEL["expressions"], INPUT_SHAPES["expressions"], 7)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    batches = aug.Batches(x, y, 32, seed=0)
+    step_ms = {}
+    for name, callback in (("tf.data thresholds", TfDataThresholds()), ("KeepBuffers", heap.KeepBuffers())):
+        model.fit(batches, epochs=1, verbose=0, shuffle=False, callbacks=[callback])   # warm-up
+        started = time.perf_counter()
+        model.fit(batches, epochs=epochs - 1, verbose=0, shuffle=False, callbacks=[callback])
+        step_ms[name] = 1000 * (time.perf_counter() - started) / ((epochs - 1) * len(batches))
+        click.echo(f"{name:<20} {step_ms[name]:7.1f} ms per step of 32")
+    click.echo(f"speed-up {step_ms['tf.data thresholds'] / step_ms['KeepBuffers']:.2f}x")
 
 
 def _best_ms(function, repeats):

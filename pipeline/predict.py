@@ -20,6 +20,7 @@ def outputs(run_dir):
 def load_model(run_dir):
     import keras
 
+    from .models import layers  # noqa: F401  registers the custom layers a saved model refers to
     from .train import MODEL
 
     return keras.saving.load_model(run_dir / MODEL, compile=False)

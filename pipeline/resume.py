@@ -106,6 +106,7 @@ def load(folder):
     if not (folder / STATE).exists():
         return None
     from . import losses  # noqa: F401  registers the custom losses the saved model refers to
+    from .models import layers  # noqa: F401  and layers
 
     state = read_json(folder / STATE)
     return keras.saving.load_model(folder / state["folder"] / MODEL), state

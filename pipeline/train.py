@@ -76,7 +76,7 @@ def run(competition, processed, run_dir, params, echo=print, resume_training=Fal
     """Train per `params` (from resolve_params) on data/processed/<slug>/ into `run_dir`."""
     import keras
 
-    from . import augment, devices, recipes, resume
+    from . import augment, devices, heap, recipes, resume
     from .models import build_model
 
     keras.utils.set_random_seed(params["seed"])
@@ -134,7 +134,7 @@ def run(competition, processed, run_dir, params, echo=print, resume_training=Fal
     started = time.perf_counter()
     with resume.stop_on_signals(echo) as stop_request:
         checkpoint = resume.Checkpoint(backup, stopping, batches, stop_request, state)
-        callbacks = [stopping, *recipes.schedule_callbacks(params["schedule"], params["lr"], params["epochs"],
+        callbacks = [heap.KeepBuffers(), stopping, *recipes.schedule_callbacks(params["schedule"], params["lr"], params["epochs"],
                                                             params["patience"]), checkpoint]
         _fit(model, batches, (x[val_rows], y[val_rows]), params, callbacks, first_epoch)
     seconds = time.perf_counter() - started

@@ -49,7 +49,7 @@ MODELS = {
         "reference convnet: 3 conv/pool stages, dense 500-500, dropout"),
     "resnet_keypoints": ModelSpec(
         "resnet_keypoints", "keypoints",
-        "small residual net: BN, 4 stride-2 stages, global pooling, dense head"),
+        "small residual net: coordinate channels, BN, 4 stride-2 stages, global pooling"),
     "lenet7": ModelSpec(
         "lenet7", "expressions",
         "LeNet-style baseline: 3 conv/pool stages, 2 dense layers"),
