@@ -148,13 +148,12 @@ def heap_command(rows, epochs):
     from pipeline import augment as aug
     from pipeline import heap
 
-    if heap._mallopt() is None or keras.config.backend() != "tensorflow":
+    if not heap.available() or keras.config.backend() != "tensorflow":
         raise click.ClickException("needs the TensorFlow backend on glibc")
 
     class TfDataThresholds(keras.callbacks.Callback):   # what the generator's "memory patch" sets
         def on_train_batch_begin(self, batch, logs=None):
-            heap._mallopt()(heap.M_TRIM_THRESHOLD, 128 << 10)
-            heap._mallopt()(heap.M_MMAP_THRESHOLD, 128 << 10)
+            heap.set_thresholds(heap.TF_DATA_THRESHOLD)
 
     x, y = _bench_data("expressions", rows, seed=0)
     model = build_model(DEFAULT_MODEL["expressions"], INPUT_SHAPES["expressions"], 7)

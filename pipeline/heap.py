@@ -14,6 +14,7 @@ import functools
 import keras
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3   # glibc's mallopt parameters
+TF_DATA_THRESHOLD = 128 << 10   # what tf.data's generator sets both to
 THRESHOLD = 64 << 20   # buffers below 64 MiB are reused from the heap, and it is never trimmed
 
 
@@ -28,12 +29,20 @@ def _mallopt():
         return None
 
 
+def available():
+    return _mallopt() is not None
+
+
+def set_thresholds(nbytes):
+    """Set malloc's trim and mmap thresholds (glibc only; elsewhere nothing to do)."""
+    if available():
+        _mallopt()(M_TRIM_THRESHOLD, nbytes)
+        _mallopt()(M_MMAP_THRESHOLD, nbytes)
+
+
 def keep_buffers():
-    """Raise malloc's trim and mmap thresholds back (cheap: call it as often as needed)."""
-    mallopt = _mallopt()
-    if mallopt is not None:
-        mallopt(M_TRIM_THRESHOLD, THRESHOLD)
-        mallopt(M_MMAP_THRESHOLD, THRESHOLD)
+    """Raise malloc's thresholds back (cheap: call it as often as needed)."""
+    set_thresholds(THRESHOLD)
 
 
 class KeepBuffers(keras.callbacks.Callback):
@@ -43,7 +52,7 @@ class KeepBuffers(keras.callbacks.Callback):
 
     def __init__(self):
         super().__init__()
-        self.active = keras.config.backend() == "tensorflow" and _mallopt() is not None
+        self.active = keras.config.backend() == "tensorflow" and available()
 
     def on_train_batch_begin(self, batch, logs=None):
         if self.active:

@@ -18,12 +18,10 @@ def outputs(run_dir):
 
 
 def load_model(run_dir):
-    import keras
-
-    from .models import layers  # noqa: F401  registers the custom layers a saved model refers to
+    from . import models
     from .train import MODEL
 
-    return keras.saving.load_model(run_dir / MODEL, compile=False)
+    return models.load_model(run_dir / MODEL, compile=False)
 
 
 def run(competition, processed, run_dir, batch_size=256, tta="none"):

@@ -105,11 +105,10 @@ def load(folder):
     """(compiled model, state) saved by Checkpoint in `folder`, or None when there is none."""
     if not (folder / STATE).exists():
         return None
-    from . import losses  # noqa: F401  registers the custom losses the saved model refers to
-    from .models import layers  # noqa: F401  and layers
+    from .models import load_model
 
     state = read_json(folder / STATE)
-    return keras.saving.load_model(folder / state["folder"] / MODEL), state
+    return load_model(folder / state["folder"] / MODEL), state
 
 
 def discard(folder):

@@ -53,7 +53,7 @@ NOT_A_FACE_RATE = 0.02
 @dataclass(frozen=True)
 class SampleSizes:
     """Rows of the default sample: enough for the default models to learn it clearly, few enough
-    that `run.py all` trains both in about six minutes on two CPU cores."""
+    that `run.py all` trains both in about five minutes on two CPU cores."""
     keypoints_train: int = 500
     keypoints_test: int = 120
     expressions: int = 1350   # split 80/10/10 into Training, PublicTest, PrivateTest

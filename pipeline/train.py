@@ -134,8 +134,8 @@ def run(competition, processed, run_dir, params, echo=print, resume_training=Fal
     started = time.perf_counter()
     with resume.stop_on_signals(echo) as stop_request:
         checkpoint = resume.Checkpoint(backup, stopping, batches, stop_request, state)
-        callbacks = [heap.KeepBuffers(), stopping, *recipes.schedule_callbacks(params["schedule"], params["lr"], params["epochs"],
-                                                            params["patience"]), checkpoint]
+        schedule = recipes.schedule_callbacks(params["schedule"], params["lr"], params["epochs"], params["patience"])
+        callbacks = [heap.KeepBuffers(), stopping, *schedule, checkpoint]
         _fit(model, batches, (x[val_rows], y[val_rows]), params, callbacks, first_epoch)
     seconds = time.perf_counter() - started
     history = checkpoint.history

@@ -8,7 +8,7 @@ import pytest
 
 from pipeline import heap
 
-pytestmark = pytest.mark.skipif(heap._mallopt() is None, reason="glibc only")
+pytestmark = pytest.mark.skipif(not heap.available(), reason="glibc only")
 
 # In a fresh process, whose heap has no large free blocks yet that malloc could hand out instead.
 MEASURE = """
@@ -23,8 +23,7 @@ def page_faults_allocating(times=50):
         del buffer
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - started
 
-heap._mallopt()(heap.M_TRIM_THRESHOLD, 128 << 10)   # what tf.data's "memory patch" sets
-heap._mallopt()(heap.M_MMAP_THRESHOLD, 128 << 10)
+heap.set_thresholds(heap.TF_DATA_THRESHOLD)   # what tf.data's "memory patch" sets
 patched = page_faults_allocating()
 heap.keep_buffers()
 print(json.dumps({"patched": patched, "kept": page_faults_allocating(),

@@ -87,6 +87,34 @@ def test_describe_lists_parameter_counts():
         assert params == pytest.approx(MODELS[name].reference_params, rel=0.10) and summary
 
 
+def test_every_saved_model_loads_where_predict_loads_it(tmp_path):
+    # A fresh process, as `run.py predict` is: it must register whatever custom layers the models use.
+    images = {task: np.random.default_rng(0).random((2, *shape), dtype=np.float32)
+              for task, shape in INPUT_SHAPES.items()}
+    expected = {}
+    for name, spec in MODELS.items():
+        model = build_model(name, INPUT_SHAPES[spec.task], 30 if spec.task == "keypoints" else 7, **OFFLINE)
+        (tmp_path / name).mkdir()
+        model.save(tmp_path / name / "model.keras")
+        expected[name] = model.predict(images[spec.task], verbose=0)
+        keras.backend.clear_session()
+    np.savez(tmp_path / "images.npz", **images)
+    script = (
+        "import sys, pathlib, numpy as np\n"
+        "from pipeline import predict\n"
+        "from pipeline.models import MODELS\n"
+        "root = pathlib.Path(sys.argv[1]); images = np.load(root / 'images.npz')\n"
+        "np.savez(root / 'loaded.npz', **{name: predict.load_model(root / name).predict(images[spec.task], verbose=0)\n"
+        "                                 for name, spec in MODELS.items()})\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
+                            timeout=600, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert result.returncode == 0, result.stderr[-2000:]
+    loaded = np.load(tmp_path / "loaded.npz")
+    for name, outputs in expected.items():
+        np.testing.assert_allclose(loaded[name], outputs, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
 def test_model_code_runs_under_jax():
     # Model code uses only keras.layers / keras.ops, so one train step must also work under JAX.
     script = (

@@ -94,6 +94,16 @@ def build_model(name, input_shape, n_outputs, **options):
     return spec.build(tuple(input_shape), int(n_outputs), **accepted_options(name, options))
 
 
+def load_model(path, compile=True):
+    """A saved model.keras, with the custom layers and losses it may refer to registered first."""
+    import keras
+
+    from pipeline import losses  # noqa: F401  registers the custom losses
+    from pipeline.models import layers  # noqa: F401  and layers
+
+    return keras.saving.load_model(path, compile=compile)
+
+
 def describe(task=None):
     """[(name, task, parameters, summary)] for every model (of one task), built at the task's
     default input shape. vgg16_transfer is built untrained so that listing never downloads."""
