@@ -9,6 +9,8 @@ dense layer, which is where the small parameter count comes from.
 import keras
 from keras import layers, regularizers
 
+from .layers import strided_pointwise
+
 # 48x48x1 input, 7 classes, counted by hand (BN counts 4 weights per channel):
 #   conv 3x3x1x8 + BN 104; conv 3x3x8x8 + BN 608
 #   module(cin, cout) = shortcut cin*cout + BN | sep 9*cin + cin*cout + BN | sep 9*cout + cout^2 + BN
@@ -19,8 +21,7 @@ REFERENCE_PARAMS = 58_423
 
 
 def residual_module(x, filters, regularizer, name):
-    shortcut = layers.Conv2D(filters, 1, strides=2, padding="same", use_bias=False,
-                             name=f"{name}_shortcut_conv")(x)
+    shortcut = strided_pointwise(x, filters, 2, f"{name}_shortcut_conv", use_bias=False)
     shortcut = layers.BatchNormalization(name=f"{name}_shortcut_bn")(shortcut)
 
     x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False,

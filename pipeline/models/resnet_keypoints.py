@@ -10,7 +10,7 @@ the validation RMSE from 1.81 to 1.59 px.
 import keras
 from keras import layers
 
-from .layers import CoordinateChannels
+from .layers import CoordinateChannels, strided_pointwise
 
 # 96x96x1 input, 30 outputs, default widths, counted by hand (BN counts 4 weights per channel):
 #   stem 3x3x(1+2 coordinates)x16 + BN                   =       496
@@ -34,7 +34,8 @@ def conv_bn(x, filters, kernel, strides, name, activation=True):
 
 
 def residual_block(x, filters, strides, name):
-    shortcut = conv_bn(x, filters, 1, strides, f"{name}_shortcut", activation=False)
+    shortcut = strided_pointwise(x, filters, strides, f"{name}_shortcut_conv", use_bias=False)
+    shortcut = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_shortcut_bn")(shortcut)
     x = conv_bn(x, filters, 3, strides, f"{name}_a")
     x = conv_bn(x, filters, 3, 1, f"{name}_b", activation=False)
     x = layers.Add(name=f"{name}_add")([x, shortcut])
