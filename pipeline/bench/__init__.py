@@ -1,0 +1,52 @@
+"""Benchmarks that print measured numbers, never run by the test suite (python -m pipeline.bench ...).
+
+    python -m pipeline.bench models --task both --epochs 5 --rows 400
+        trains every model of a task for the same small budget, with the same seed and data,
+        and prints one table: parameters, epochs run, wall time, validation RMSE (px) or accuracy.
+    python -m pipeline.bench heap
+        times training steps with the malloc thresholds tf.data's generator sets, then with
+        heap.KeepBuffers raising them again (TensorFlow backend on glibc).
+    python -m pipeline.bench augment
+        times augmentation of a batch against one training step of the default model: the ratio
+        says whether augmentation on the CPU could slow training down.
+    python -m pipeline.bench onednn
+        the kernel gradient of a stride-2 1x1 convolution, as Conv2D(strides=2) and as the models'
+        strided_pointwise, against numpy, for a few input channels and batch sizes; each case in
+        a process of its own, since the broken kernel can crash it.
+"""
+import time
+
+import click
+import numpy as np
+
+from pipeline import sample
+
+HALF = 48.0   # keypoint targets are scaled as (px - 48) / 48, the pipeline's "image" range
+
+
+def _bench_data(task, rows, seed):
+    """(x, y) for `task` from the built-in sample generator: images (rows, h, w, 1) float32 in
+    [0, 1]; keypoints scaled to [-1, 1] (rows, 30), or FER2013 labels (rows,)."""
+    rng = np.random.default_rng(seed)
+    if task == "keypoints":
+        images, keypoints = sample.keypoints_arrays(rows, rng)
+        y = ((keypoints - HALF) / HALF).astype(np.float32)
+    else:
+        images, y, _ = sample.expressions_arrays(rows, rng)
+    return (images.astype(np.float32) / 255)[..., None], y
+
+
+
+@click.group()
+def cli():
+    """Benchmarks; each prints a table of measurements."""
+
+
+def _best_ms(function, repeats):
+    function()   # warm up (graph tracing, caches)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return 1000 * min(times)

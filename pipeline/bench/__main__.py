@@ -1,0 +1,3 @@
+from . import cli, models, onednn, realfaces, speed  # noqa: F401  the modules register their commands
+
+cli()
