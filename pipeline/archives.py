@@ -1,4 +1,4 @@
-"""Safe extraction of downloaded bundles: .zip, .tar, .tar.gz / .tgz and .gz, nested.
+"""Safe extraction of downloaded bundles: .zip, .tar, .tar.gz / .tgz / .tar.xz, .gz and .xz, nested.
 
 A bundle comes from the network, so every member is hostile until checked. We never call
 `extractall`: each member's name is checked (no absolute path, no `..`), only regular files and
@@ -6,6 +6,7 @@ folders are created (no links, devices or fifos), files are created fresh (never
 every byte written is counted against `Limits`, because the sizes an archive declares can lie.
 """
 import gzip
+import lzma
 import re
 import stat
 import tarfile
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from .errors import PipelineError
 
-ARCHIVE_SUFFIXES = (".zip", ".tar", ".tgz", ".gz")  # ".tar.gz" ends with ".gz"
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tgz", ".gz", ".xz")  # ".tar.gz" ends with ".gz"
 _CHUNK = 1 << 20
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
 
@@ -90,23 +91,29 @@ def _extract_one(archive, dest, budget):
     try:
         if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
             return _extract_zip(archive, dest, meter)
-        if head.startswith(b"\x1f\x8b"):
-            extract = _extract_tar if _is_gzipped_tar(archive) else _extract_gzip
-            return extract(archive, dest, meter)
+        for magic, stream in COMPRESSED.items():
+            if head.startswith(magic):
+                if _is_compressed_tar(archive, stream):
+                    return _extract_tar(archive, dest, meter)
+                return _extract_compressed(archive, dest, meter, stream)
         if head[257:262] == b"ustar":
             return _extract_tar(archive, dest, meter)
-    except (zipfile.BadZipFile, tarfile.TarError, gzip.BadGzipFile, zlib.error, EOFError) as error:
+    except (zipfile.BadZipFile, tarfile.TarError, gzip.BadGzipFile, lzma.LZMAError, zlib.error, EOFError) as error:
         raise ArchiveError(f"{archive} is corrupt: {error}") from None
-    raise ArchiveError(f"{archive} is not a zip, tar or gzip archive")
+    raise ArchiveError(f"{archive} is not a zip, tar, gzip or xz archive")
 
 
-def _is_gzipped_tar(archive):
-    """A .tar.gz rather than a single gzipped file such as data.csv.gz."""
-    if archive.name.lower().endswith((".tar.gz", ".tgz")):
+# First bytes of a compressed file -> how to read it.
+COMPRESSED = {b"\x1f\x8b": gzip.open, b"\xfd7zXZ\x00": lzma.open}
+
+
+def _is_compressed_tar(archive, stream):
+    """A .tar.gz / .tar.xz rather than a single compressed file such as data.csv.gz."""
+    if archive.name.lower().endswith((".tar.gz", ".tgz", ".tar.xz", ".txz")):
         return True
     # Not tarfile.open(): it takes a stream of zeros for an empty tar.
-    with gzip.open(archive) as stream:
-        return stream.read(512)[257:262] == b"ustar"
+    with stream(archive) as source:
+        return source.read(512)[257:262] == b"ustar"
 
 
 # --- the three formats ------------------------------------------------------------------------
@@ -197,12 +204,14 @@ def _tar_kind(member):
     return f"has unsupported tar type {member.type!r}"
 
 
-def _extract_gzip(archive, dest, meter):
+def _extract_compressed(archive, dest, meter, stream):
+    """One gzipped or xz-compressed file (data.csv.gz -> data.csv)."""
     # The name stored inside a gzip header is the sender's choice; ours comes from the file name.
-    name = archive.name[:-3] if archive.name.lower().endswith(".gz") else archive.name + ".out"
+    suffix = next((s for s in (".gz", ".xz") if archive.name.lower().endswith(s)), None)
+    name = archive.name[:-len(suffix)] if suffix else archive.name + ".out"
     meter.count_member(name)
     target = _target(archive, dest, name, is_folder=False)
-    with gzip.open(archive) as source:
+    with stream(archive) as source:
         _write(archive, name, source, target, meter, declared=None)
     return [target]
 

@@ -42,6 +42,11 @@ class Competition:
     slug: str            # Kaggle competition slug
     image_size: int      # square grayscale images
     required_files: tuple  # at least one of these layouts must be present after download
+    other_files: tuple = ()  # files the competition may also ship, kept when imported
+
+    @property
+    def known_files(self):
+        return {name for layout in self.required_files for name in layout} | set(self.other_files)
 
     @property
     def rules_url(self):
@@ -53,15 +58,16 @@ KEYPOINTS = Competition(
     slug="facial-keypoints-detection",
     image_size=96,
     required_files=(("training.csv", "test.csv", "IdLookupTable.csv"),),
+    other_files=("SampleSubmission.csv",),
 )
 EXPRESSIONS = Competition(
     task="expressions",
     slug="challenges-in-representation-learning-facial-expression-recognition-challenge",
     image_size=48,
     required_files=(("fer2013.csv",), ("icml_face_data.csv",), ("train.csv", "test.csv")),
+    other_files=("fer2013new.csv", "example_submission.csv"),
 )
 COMPETITIONS = {c.task: c for c in (KEYPOINTS, EXPRESSIONS)}
-TASKS = tuple(COMPETITIONS)
 
 
 def tasks_for(option):

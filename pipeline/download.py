@@ -1,14 +1,19 @@
-"""download: put a competition's raw files in data/raw/<slug>/, from Kaggle or the built-in sample.
+"""download: put a competition's raw files in data/raw/<slug>/, from Kaggle, the user's files or the
+built-in sample.
 
-Sources: "kaggle" (the official client), "sample" (generated here, offline) and "auto": files already
-in data/raw/<slug>/, else Kaggle when credentials are configured, else the sample. Files land in a
-staging folder first and replace data/raw/<slug>/ by rename only once complete and checked, so an
-interrupted download never leaves files that a later run would trust.
+Sources: "kaggle" (the official client), "sample" (generated here, offline), "auto": files already
+in data/raw/<slug>/, else Kaggle when credentials are configured, else the sample; and `from_path`:
+a file or folder the user has (a csv, csv.gz/xz, zip, tar.gz/xz, or the Kaggle bundle as downloaded),
+unpacked with the same safety checks as a Kaggle download. Files land in a staging folder first and
+replace data/raw/<slug>/ by rename only once complete and checked, so an interrupted download never
+leaves files that a later run would trust; nothing changes them afterwards.
 """
+import re
 import shutil
 from pathlib import Path
 
 from . import sample
+from .archives import extract_nested, is_archive
 from .errors import PipelineError
 from .fileio import explain, read_json, write_json
 
@@ -46,7 +51,47 @@ def describe(source):
     if source["source"] == "sample":
         size = f", size {source['size']:g}" if source.get("size", 1) != 1 else ""
         return f"built-in sample, seed {source['seed']}{size}"
+    if source["source"] == "import":
+        return f"imported from {source['from']}"
     return {"kaggle": "Kaggle download", "files": "files you placed there"}[source["source"]]
+
+
+class NotThisCompetition(PipelineError):
+    """The files given with --from hold no layout of this competition."""
+
+
+def holds_files_of(competition, path):
+    """Whether `path` (a file, folder or archive) looks like it holds `competition`'s files, judged by
+    names only: a first file of one of its layouts (training, fer2013, ...), or its slug, among the
+    names of the files, of archives' members, with archive suffixes taken off. Nothing is unpacked."""
+    signatures = {_stem(layout[0]) for layout in competition.required_files} | {competition.slug.lower()}
+    return any(_stem(name) in signatures for name in _names(Path(path)))
+
+
+def _names(path):
+    import tarfile
+    import zipfile
+
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        yield file.name
+        try:
+            if zipfile.is_zipfile(file):
+                with zipfile.ZipFile(file) as bundle:
+                    yield from (Path(n).name for n in bundle.namelist())
+            elif file.name.lower().endswith((".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz")):
+                with tarfile.open(file) as bundle:
+                    yield from (Path(n).name for n in bundle.getnames())
+        except (OSError, zipfile.BadZipFile, tarfile.TarError):
+            continue   # import itself will say what is wrong with it
+
+
+def _stem(name):
+    """"fer2013.csv.xz" -> "fer2013": the name without its csv and archive suffixes."""
+    name = name.lower()
+    while (shorter := re.sub(r"\.(gz|xz|tgz|txz|zip|tar|csv)$", "", name)) != name:
+        name = shorter
+    return name
 
 
 def choose_source(competition, folder, requested):
@@ -60,10 +105,15 @@ def choose_source(competition, folder, requested):
     return "kaggle" if kaggle_api.credentials_available() else "sample"
 
 
-def run(competition, folder, source="auto", seed=0, sample_size=1.0, force=False, echo=print):
-    """Make sure `folder` holds the competition's raw files; return a summary dict."""
+def run(competition, folder, source="auto", seed=0, sample_size=1.0, force=False, echo=print, from_path=None):
+    """Make sure `folder` holds the competition's raw files; return a summary dict.
+
+    With `from_path`, import the user's file or folder instead (always, replacing what was there).
+    """
     folder = Path(folder)
     _recover_interrupted_swap(folder)
+    if from_path is not None:
+        return _stage_and_swap(folder, lambda staging: _import(competition, Path(from_path), staging))
     chosen = choose_source(competition, folder, source)
     current = source_of(folder) if present_layout(competition, folder) else None
 
@@ -76,11 +126,16 @@ def run(competition, folder, source="auto", seed=0, sample_size=1.0, force=False
         raise PipelineError(f"{folder} holds the {describe(current)}; the sample would replace it. "
                             "Use --source auto to keep it, or --force to replace it.")
 
+    return _stage_and_swap(folder, lambda staging: _fill(competition, staging, chosen, wanted_sample, echo))
+
+
+def _stage_and_swap(folder, fill):
+    """Let `fill(staging)` fill a fresh staging folder, then put it in place of `folder`."""
     staging = folder.parent / f".staging-{folder.name}"
     try:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
-        _fill(competition, staging, chosen, wanted_sample, echo)
+        fill(staging)
         _swap_in(staging, folder)
     except OSError as error:
         raise explain(error, getattr(error, "filename", None) or staging) from None
@@ -97,26 +152,49 @@ def _fill(competition, staging, chosen, wanted_sample, echo):
         from . import kaggle_api
 
         kaggle_api.download_competition(competition.slug, staging)
-        _lift_required_files(competition, staging)
+        _lift_known_files(competition, staging)
         marker = {"source": "kaggle"}
     else:
         echo(SAMPLE_BANNER.format(slug=competition.slug, seed=wanted_sample["seed"]))
         sizes = sample.SampleSizes().scaled(wanted_sample["size"])
         sample.write_sample(competition, staging, wanted_sample["seed"], sizes)
         marker = wanted_sample
-    if not present_layout(competition, staging):
-        found = ", ".join(sorted(p.name for p in staging.iterdir())) or "nothing"
-        expected = " or ".join("+".join(layout) for layout in competition.required_files)
-        raise PipelineError(f"{competition.slug}: the download holds {found}; expected {expected}")
+    _check_layout(competition, staging, "the download")
     write_json(staging / SOURCE_FILE, marker)
 
 
-def _lift_required_files(competition, staging):
-    """Move the files later stages read up to the folder's top level: Kaggle's FER2013 bundle keeps
-    fer2013.csv in fer2013/ inside its tar."""
-    wanted = {name for layout in competition.required_files for name in layout} | {"fer2013new.csv"}
-    for path in sorted(staging.rglob("*.csv")):
-        if path.parent != staging and path.name in wanted and not (staging / path.name).exists():
+def _import(competition, path, staging):
+    """Copy or unpack the user's `path` into `staging`, keeping the competition's own files."""
+    if not path.exists():
+        raise PipelineError(f"--from {path}: no such file or folder")
+    unpacked = staging / ".unpacked"
+    sources = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for source in sources:
+        if is_archive(source):
+            extract_nested(source, unpacked / source.name)
+        elif source.name in competition.known_files:
+            target = unpacked / source.relative_to(path if path.is_dir() else path.parent)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+    unpacked.mkdir(exist_ok=True)
+    _lift_known_files(competition, staging, unpacked)
+    shutil.rmtree(unpacked)
+    _check_layout(competition, staging, f"--from {path}", NotThisCompetition)
+    write_json(staging / SOURCE_FILE, {"source": "import", "from": str(path.resolve())})
+
+
+def _check_layout(competition, staging, what, error=PipelineError):
+    if not present_layout(competition, staging):
+        found = ", ".join(sorted(p.name for p in staging.iterdir())) or "nothing"
+        expected = " or ".join("+".join(layout) for layout in competition.required_files)
+        raise error(f"{competition.slug}: {what} holds {found}; expected {expected}")
+
+
+def _lift_known_files(competition, staging, source=None):
+    """Move the files later stages read up to the staging folder's top level, from anywhere under
+    `source` (default: staging itself): Kaggle's FER2013 bundle keeps fer2013.csv in fer2013/."""
+    for path in sorted((source or staging).rglob("*.csv"), key=lambda p: (len(p.parts), str(p))):
+        if path.parent != staging and path.name in competition.known_files and not (staging / path.name).exists():
             path.rename(staging / path.name)
 
 

@@ -1,6 +1,7 @@
 """archives.extract_nested: the real bundle layouts unpack; every kind of hostile archive is refused."""
 import gzip
 import io
+import lzma
 import os
 import stat
 import tarfile
@@ -123,6 +124,25 @@ def test_a_gzipped_file_unpacks_beside_itself(where):
     assert (dest / "data.csv").read_bytes() == b"a,b\n1,2\n"
 
 
+def test_xz_files_and_tar_xz_bundles_unpack(where):
+    root, dest, _ = where
+    csv = write(root / "fer2013.csv.xz", lzma.compress(b"emotion,pixels,Usage\n"))
+    assert extract_nested(csv, dest) == [dest / "fer2013.csv"]
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:xz") as bundle:
+        info = tarfile.TarInfo("fer/new.csv")
+        info.size = 4
+        bundle.addfile(info, io.BytesIO(b"1,2\n"))
+    assert extract_nested(write(root / "bundle.tar.xz", buffer.getvalue()), dest) == [dest / "fer" / "new.csv"]
+
+
+def test_xz_bombs_are_refused(where):
+    root, dest, _ = where
+    bomb = write(root / "zeros.csv.xz", lzma.compress(bytes(8 << 20)))
+    with pytest.raises(UnsafeArchiveError, match="compression bomb"):
+        extract_nested(bomb, dest, limits=SMALL)
+
+
 def test_small_runs_of_zeros_are_not_bombs(where):
     root, dest, _ = where
     archive = zip_of(root / "a.zip", ("zeros.bin", bytes(60 << 10)))
@@ -131,7 +151,7 @@ def test_small_runs_of_zeros_are_not_bombs(where):
 
 def test_something_else_is_not_an_archive(where):
     root, dest, _ = where
-    with pytest.raises(ArchiveError, match="not a zip, tar or gzip archive"):
+    with pytest.raises(ArchiveError, match="not a zip, tar, gzip or xz archive"):
         extract_nested(write(root / "notes.zip", b"just text\n"), dest)
 
 
