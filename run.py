@@ -13,8 +13,10 @@ import click
 
 from pipeline.competitions import tasks_for
 from pipeline.errors import PipelineError
+from pipeline.recipes import CHOICES, DEFAULT_RECIPE, EXPRESSION_ONLY, KEYPOINT_ONLY, RECIPES, default
 
 TASK_CHOICES = click.Choice(["keypoints", "expressions", "both"])
+TASK_OF_KEY = {**{key: "keypoints" for key in KEYPOINT_ONLY}, **{key: "expressions" for key in EXPRESSION_ONLY}}
 
 
 class Group(click.Group):
@@ -34,13 +36,18 @@ class Group(click.Group):
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=".", envvar="FACES_ROOT",
               help="Project folder holding data/ and submissions/.")
+@click.option("--verbose", is_flag=True, help="Show TensorFlow's and JAX's own log lines too.")
 @click.pass_context
-def cli(ctx, root):
+def cli(ctx, root, verbose):
     """Train models and make Kaggle submissions for Facial Keypoints Detection and FER2013.
 
     Each stage reads what the previous one wrote and is skipped ("cached") while its inputs and
     options are unchanged. `python run.py all` runs the whole chain.
     """
+    if verbose:
+        from pipeline import runtime
+
+        runtime.configure(verbose=True)
     ctx.obj = root.resolve()
 
 
@@ -60,6 +67,9 @@ SEED = click.option("--seed", type=int, default=0, help="Seed for the built-in s
 DOWNLOAD = options(
     click.option("--source", type=click.Choice(["auto", "kaggle", "sample"]), default="auto",
                  help="auto: files already in data/raw/<slug>/, else Kaggle if credentials exist, else the built-in sample."),
+    click.option("--from", "from_path", type=click.Path(exists=True, path_type=Path), default=None,
+                 help="Import a file or folder you have instead: csv, csv.gz/xz, zip, tar.gz/xz or the Kaggle "
+                      "bundle as downloaded. With --task both, each competition whose files it holds."),
     click.option("--sample-size", type=click.FloatRange(min=0, min_open=True), default=1.0,
                  help="Size of the built-in sample as a fraction of the default (500 keypoint and 1350 expression faces)."),
 )
@@ -73,28 +83,65 @@ SCALE = options(
     click.option("--keypoint-range", type=click.Choice(["image", "data"]), default="image",
                  help="Map keypoints to [-1, 1] from the image bounds 0..96 (reference) or from the training data's min..max."),
 )
+
+def recipe_default(key):
+    """The help text's default for a training option: what the default recipe gives each task."""
+    tasks = [TASK_OF_KEY[key]] if key in TASK_OF_KEY else ["keypoints", "expressions"]
+    values = {task: default(key, task) for task in tasks}
+    if len(set(map(repr, values.values()))) == 1:
+        return f"  [{DEFAULT_RECIPE} recipe: {values[tasks[0]]}]"
+    return f"  [{DEFAULT_RECIPE} recipe: " + ", ".join(f"{v} {t}" for t, v in values.items()) + "]"
+
+
+def train_option(name, help, key=None, **kwargs):
+    key = key or name.lstrip("-").replace("-", "_")
+    if key in CHOICES:
+        kwargs["type"] = click.Choice(CHOICES[key])
+    return click.option(name, key, default=None, help=help + recipe_default(key), **kwargs)
+
+
 TRAIN = options(
-    click.option("--model", default=None, help="Model name (see `run.py models`).  [default: resnet_keypoints, mini_xception]"),
-    click.option("--epochs", type=int, default=None, help="Maximum epochs (early stopping usually ends sooner).  [default: 60]"),
-    click.option("--batch-size", type=int, default=None, help="Batch size.  [default: the model's recipe, else 32]"),
-    click.option("--val-fraction", type=float, default=None, help="Share of training rows held out for validation (stratified for expressions).  [default: 0.15]"),
-    click.option("--patience", type=int, default=None, help="Early stopping patience in epochs.  [default: the model's recipe, else 10]"),
-    click.option("--augment/--no-augment", default=None, help="Augment training batches (flips, shifts, rotations, zoom, lighting, noise).  [default: augment]"),
-    click.option("--optimizer", type=click.Choice(["adam", "sgd", "adamax"]), default=None, help="Optimizer.  [default: adam]"),
-    click.option("--lr", type=float, default=None, help="Learning rate.  [default: 1e-3]"),
-    click.option("--schedule", type=click.Choice(["none", "cosine", "plateau"]), default=None, help="Learning-rate schedule.  [default: none]"),
-    click.option("--loss", type=click.Choice(["mse", "rmse"]), default=None, help="Keypoints: masked MSE or masked RMSE.  [default: the model's recipe, else mse]"),
-    click.option("--ferplus-target", type=click.Choice(["dist", "majority"]), default=None, help="FERPlus: train on the vote distribution or the majority label.  [default: dist]"),
-    click.option("--class-weight", type=click.Choice(["none", "balanced", "sqrt"]), default=None, help="Expressions: weight rare classes (FER2013 disgust).  [default: none]"),
-    click.option("--weights", type=click.Choice(["imagenet", "none"]), default=None, help="vgg16_transfer: ImageNet weights (downloaded once by Keras) or untrained.  [default: imagenet]"),
+    click.option("--recipe", type=click.Choice(list(RECIPES)), default=DEFAULT_RECIPE,
+                 help="Named training setup; every option below overrides its part. "
+                      + "; ".join(f"{name}: {r['about']}" for name, r in RECIPES.items()) + "."),
+    train_option("--model", "Model (see `run.py models`); names the task when --task is not given."),
+    train_option("--epochs", "Maximum epochs.", type=int),
+    train_option("--batch-size", "Batch size.", type=int),
+    train_option("--optimizer", "Optimizer (sgd: Nesterov momentum 0.9)."),
+    train_option("--lr", "Peak learning rate.", type=float),
+    train_option("--weight-decay", "Decoupled weight decay (adamw, sgd).", type=float),
+    train_option("--schedule", "Learning-rate schedule: cosine warms up, then follows half a cosine to 0; "
+                               "plateau cuts the rate when validation stalls."),
+    train_option("--warmup-epochs", "Linear warm-up of the cosine schedule.", type=int),
+    train_option("--patience", "Epochs without a better validation score (RMSE, accuracy) before stopping; "
+                               "the best epoch's weights are kept.", type=int),
+    train_option("--augment", "Augmentation strength: flips, shifts, rotations, zoom, lighting, noise; "
+                              "strong adds random erasing."),
+    train_option("--label-smoothing", "Expressions: label smoothing of the training loss.", type=float),
+    train_option("--loss", "Keypoints: masked MSE or masked RMSE."),
+    train_option("--validation", "Expressions: validate on a split of Training, or on PublicTest "
+                                 "(all of Training trains)."),
+    train_option("--val-fraction", "Share of Training held out for a split validation (stratified for "
+                                   "expressions).", type=float),
+    train_option("--ferplus-target", "FERPlus: train on the vote distribution or the majority label."),
+    train_option("--class-weight", "Expressions: weight rare classes (FER2013 disgust)."),
+    train_option("--weights", "vgg16_transfer: ImageNet weights (downloaded once by Keras) or untrained."),
 )
 PREDICT = options(
-    click.option("--tta", type=click.Choice(["none", "flip"]), default="none", help="Test-time augmentation: also predict mirrored images and average."),
+    click.option("--tta", type=click.Choice(CHOICES["tta"]), default=None,
+                 help="Test-time augmentation: also predict mirrored images and average.  "
+                      "[default: what the run's recipe says, flip for all three]"),
 )
 RUN = click.option("--run", "run_name", default="latest", help="Which run folder under data/runs/<slug>/ to use.")
 
-TRAIN_KEYS = ("model", "epochs", "batch_size", "val_fraction", "patience", "augment", "optimizer", "lr",
-              "schedule", "loss", "ferplus_target", "class_weight", "weights")
+
+def competitions_for(task, model=None):
+    """The competitions a command works on; a named --model narrows "both" to its own task."""
+    if model and task == "both":
+        from pipeline.models import get_spec
+
+        task = get_spec(model).task
+    return tasks_for(task)
 
 
 def pipeline(root, force=False):
@@ -118,10 +165,25 @@ def _short(value):
 @cli.command("download")
 @options(TASK, DOWNLOAD, SEED, FORCE)
 @click.pass_obj
-def download_command(root, task, source, sample_size, seed, force):
-    """Put each competition's raw files in data/raw/<slug>/ (Kaggle or the built-in sample)."""
-    for competition in tasks_for(task):
-        report(pipeline(root, force).download(competition, source=source, seed=seed, sample_size=sample_size))
+def download_command(root, task, source, from_path, sample_size, seed, force):
+    """Put each competition's raw files in data/raw/<slug>/ (Kaggle, your files or the built-in sample)."""
+    for competition in downloaded(task, from_path):
+        report(pipeline(root, force).download(competition, source=source, seed=seed, sample_size=sample_size,
+                                              from_path=from_path))
+
+
+def downloaded(task, from_path):
+    """The competitions to download; with --from and --task both, those whose files it holds."""
+    competitions = tasks_for(task)
+    if from_path is None or task != "both":
+        return competitions
+    from pipeline.download import holds_files_of
+
+    found = [c for c in competitions if holds_files_of(c, from_path)]
+    if not found:
+        raise PipelineError(f"--from {from_path}: holds no files of either competition "
+                            f"(expected e.g. training.csv, test.csv, IdLookupTable.csv or fer2013.csv, or archives of them)")
+    return found
 
 
 @cli.command("clean")
@@ -152,7 +214,7 @@ def train_command(root, task, seed, force, resume, **train_options):
     Ctrl-C (or SIGTERM) stops after the current epoch with its state saved; run the same command
     with --resume to continue.
     """
-    for competition in tasks_for(task):
+    for competition in competitions_for(task, train_options["model"]):
         report(pipeline(root, force).train(competition, seed=seed, resume=resume, **train_options))
 
 
@@ -180,8 +242,8 @@ def submission_command(root, task, run_name, force):
 @click.option("--submit", "upload", is_flag=True, help="Upload each submission to Kaggle at the end (checked first).")
 @click.option("-m", "--message", default=None, help="Submission description; required with --submit.")
 @click.pass_obj
-def all_command(root, task, source, sample_size, seed, dropna, labels, skip_bad_rows, keypoint_range, tta,
-                force, upload, message, **train_options):
+def all_command(root, task, source, from_path, sample_size, seed, dropna, labels, skip_bad_rows, keypoint_range,
+                tta, force, upload, message, **train_options):
     """Run every stage for each competition; unchanged stages are skipped as cached."""
     if upload and not message:
         raise click.UsageError("--submit needs -m/--message")
@@ -192,8 +254,11 @@ def all_command(root, task, source, sample_size, seed, dropna, labels, skip_bad_
             raise PipelineError(kaggle_api.NO_CREDENTIALS)
     started = time.perf_counter()
     chain = pipeline(root, force)
-    for competition in tasks_for(task):
-        report(chain.download(competition, source=source, seed=seed, sample_size=sample_size))
+    competitions = competitions_for(task, train_options["model"])
+    imported = downloaded(competitions[0].task if len(competitions) == 1 else task, from_path)
+    for competition in competitions:
+        report(chain.download(competition, source=source, seed=seed, sample_size=sample_size,
+                              from_path=from_path if competition in imported else None))
         report(chain.clean(competition, dropna=dropna, labels=labels, skip_bad_rows=skip_bad_rows))
         report(chain.scale(competition, keypoint_range=keypoint_range))
         trained = report(chain.train(competition, seed=seed, **train_options))
@@ -217,11 +282,12 @@ def _print_scores(competition, metrics, written):
 @TASK
 def models_command(task):
     """List the models with their parameter counts."""
-    from pipeline.models import DEFAULT_MODEL, describe
+    from pipeline.models import describe
 
     for name, model_task, parameters, summary in describe(task):
-        default = " (default)" if DEFAULT_MODEL[model_task] == name else ""
-        click.echo(f"{name:<18} {model_task:<11} {parameters:>12,}  {summary}{default}")
+        in_recipes = [r for r in RECIPES if RECIPES[r][model_task]["model"] == name]
+        used = f" (recipes: {', '.join(in_recipes)})" if in_recipes else ""
+        click.echo(f"{name:<18} {model_task:<11} {parameters:>12,}  {summary}{used}")
 
 
 # --- Kaggle submissions --------------------------------------------------------------------------

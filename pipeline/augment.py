@@ -28,15 +28,30 @@ class AugmentConfig:
     brightness: float = 0.1         # added to every pixel, uniform in +-brightness
     contrast: float = 0.1           # deviation from the image mean scaled by 1 +- contrast
     noise: float = 0.01             # fraction of pixels set to 0 or 1 (salt and pepper)
+    erase: float = 0.0              # chance that a random rectangle (2-20% of the image) turns to noise
 
     @classmethod
     def off(cls):
         return cls(flip=False, max_shift=0.0, max_rotation_deg=0.0, zoom=0.0,
-                   brightness=0.0, contrast=0.0, noise=0.0)
+                   brightness=0.0, contrast=0.0, noise=0.0, erase=0.0)
 
     @property
     def geometric(self):
         return bool(self.flip or self.max_shift or self.max_rotation_deg or self.zoom)
+
+    @property
+    def active(self):
+        return self != self.off()
+
+
+# The named strengths a recipe picks (--augment). "strong" follows the published FER2013 recipes:
+# about 20% shift, rotation and scale (random resized crops), and random erasing half of the time.
+STRENGTHS = {
+    "none": AugmentConfig.off(),
+    "standard": AugmentConfig(),
+    "strong": AugmentConfig(max_shift=0.15, max_rotation_deg=15.0, zoom=0.2, brightness=0.2, contrast=0.2,
+                            erase=0.5),
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,7 +168,23 @@ def _photometric(images, rng, config):
         # One uniform draw decides both: below noise/2 is pepper (0), up to noise is salt (1).
         draw = rng.random(images.shape, dtype=np.float32)
         out = np.where(draw < config.noise / 2, 0.0, np.where(draw < config.noise, 1.0, out))
+    if config.erase:
+        inside = _random_rectangles(n, images.shape[1:3], rng)[..., None] & (rng.random(n) < config.erase)[:, None, None, None]
+        out = np.where(inside, rng.random(images.shape, dtype=np.float32), out)
     return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def _random_rectangles(n, size, rng, area=(0.02, 0.2), aspect=(0.3, 3.3)):
+    """(n, h, w) masks, each one rectangle of a random area fraction and aspect ratio (random erasing,
+    Zhong et al. 2020), clipped to the image."""
+    height, width = size
+    areas = rng.uniform(*area, n) * height * width
+    ratios = np.exp(rng.uniform(*np.log(aspect), n))
+    heights, widths = np.sqrt(areas * ratios), np.sqrt(areas / ratios)
+    tops, lefts = rng.uniform(0, 1, n) * (height - heights), rng.uniform(0, 1, n) * (width - widths)
+    ys, xs = np.arange(height)[None, :, None], np.arange(width)[None, None, :]
+    return ((ys >= tops[:, None, None]) & (ys < (tops + heights)[:, None, None])
+            & (xs >= lefts[:, None, None]) & (xs < (lefts + widths)[:, None, None]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,6 +238,11 @@ _SHUFFLE, _AUGMENT = 1, 2
 class Batches(keras.utils.PyDataset):
     """(x, y) or (x, y, sample_weight) numpy batches for `model.fit`, reshuffled every epoch.
 
+    Every batch holds exactly `batch_size` rows: the last one of an epoch is filled up from the
+    start of the same epoch's order (and a set smaller than a batch repeats). So every training step
+    has one shape: the step function is traced once, BatchNorm never sees a batch of one, and no
+    kernel meets an odd leftover size. An epoch still shows every row at least once.
+
     `augment(x, y, rng) -> (x, y)` is applied to each batch when given (training only). The order
     and every random draw depend only on (seed, epoch, batch index), so a run is reproducible, also
     with worker threads. Extra keyword arguments (workers, ...) go to keras.utils.PyDataset.
@@ -215,6 +251,8 @@ class Batches(keras.utils.PyDataset):
     def __init__(self, x, y=None, batch_size=64, augment=None, shuffle=True, seed=0,
                  sample_weight=None, **kwargs):
         super().__init__(**kwargs)
+        if not len(x):
+            raise ValueError("no rows to make batches of")
         self.x, self.y, self.sample_weight = x, y, sample_weight
         self.batch_size = int(batch_size)
         self.augment, self.shuffle, self.seed = augment, shuffle, int(seed)
@@ -226,11 +264,16 @@ class Batches(keras.utils.PyDataset):
             return np.arange(len(self.x))
         return np.random.default_rng([self.seed, epoch, _SHUFFLE]).permutation(len(self.x))
 
+    def set_epoch(self, epoch):
+        """Continue at `epoch` (a resumed run): the same order and draws as an unbroken run."""
+        self.epoch, self._order = epoch, self._order_for(epoch)
+
     def __len__(self):
         return -(-len(self.x) // self.batch_size)
 
     def __getitem__(self, index):
-        rows = self._order[index * self.batch_size:(index + 1) * self.batch_size]
+        positions = (index * self.batch_size + np.arange(self.batch_size)) % len(self.x)
+        rows = self._order[positions]
         x = self.x[rows]
         y = None if self.y is None else self.y[rows]
         if self.augment is not None:

@@ -200,8 +200,10 @@ def clean_expressions(raw, out, labels="fer2013", skip_bad_rows=False):
 
     if test_frame is not None:
         test_images, test_labels, test_usage = _expressions_test(test_frame, test_path)
+        test_distribution = np.zeros((len(test_images), len(classes)), np.float32)
     else:
         test_images, test_labels, test_usage = images[is_test], test_labels[is_test], usage[is_test]
+        test_distribution = distribution[is_test]
     if not train.any():
         raise BadInputError(f"{path}: no usable Training rows" + (f"\n{problems.report()}" if problems else ""))
     if not len(test_images):
@@ -212,6 +214,7 @@ def clean_expressions(raw, out, labels="fer2013", skip_bad_rows=False):
         train_images=images[train], train_labels=train_labels[train].astype(np.int64),
         train_distribution=distribution[train].astype(np.float32),
         test_images=test_images, test_labels=np.asarray(test_labels, np.int64),
+        test_distribution=test_distribution.astype(np.float32),
         test_usage=np.array([{"PublicTest": 1, "PrivateTest": 2}.get(u, 0) for u in test_usage], np.int64),
     )
     write_text(out / TEST_IDS, "Id\n" + "".join(f"{i}\n" for i in range(1, len(test_images) + 1)))

@@ -1,20 +1,33 @@
-"""predict: batched inference on the test images with a trained run's model.
+"""predict: batched inference on the test images with a trained run.
 
-Keypoints come back in pixels through the scaler that scaled the targets, clipped to [0, 96].
-`tta="flip"` also predicts on mirrored images and averages, un-mirroring keypoints (x -> 95 - x and
-left/right columns swapped) before averaging.
+A run folder is self-contained: predictor.json says what the model's outputs mean (the keypoint
+scaling as plain numbers, or the class names) and which input it takes, so predictions never depend
+on what `scale` wrote since the run was trained. Keypoints come back in pixels, clipped to [0, 96].
+`tta="flip"` also predicts the mirrored images and averages, un-mirroring keypoints first
+(x -> 95 - x, left/right columns swapped).
 """
 import numpy as np
 
 from . import scale
 from .fileio import load_arrays, read_json, save_arrays, write_json
 
+PREDICTOR = "predictor.json"
 PREDICTIONS = "predictions.npz"
 TEST_METRICS = "test_metrics.json"
 
 
 def outputs(run_dir):
     return [run_dir / PREDICTIONS, run_dir / TEST_METRICS]
+
+
+def predictor_description(task, input_shape, classes=None, scaling=None):
+    """What predictor.json holds: everything besides the model that turns outputs into answers."""
+    description = {"task": task, "input_shape": [int(d) for d in input_shape]}
+    if task == "keypoints":
+        description["scaling"] = scaling.to_json()
+    else:
+        description["classes"] = list(classes)
+    return description
 
 
 def load_model(run_dir):
@@ -24,39 +37,66 @@ def load_model(run_dir):
     return models.load_model(run_dir / MODEL, compile=False)
 
 
-def run(competition, processed, run_dir, batch_size=256, tta="none"):
+def predict_batches(model, images, batch_size):
+    """Model outputs for (n, h, w, c) images as float32, run in batches of exactly `batch_size`.
+
+    The last partial batch is padded with copies of its final image and the copies' outputs dropped:
+    every call sees one input shape, so the prediction function is traced once and no kernel meets
+    an odd leftover batch size (see pipeline/models/layers.py on oneDNN). Inference mode makes each
+    image's output independent of its batch-mates.
+    """
+    n = len(images)
+    full = n - n % batch_size
+    parts = []
+    if full:
+        parts.append(model.predict(images[:full], batch_size=batch_size, verbose=0))
+    if full < n:
+        tail = images[full:]
+        padded = np.concatenate([tail, np.repeat(tail[-1:], batch_size - len(tail), axis=0)])
+        parts.append(model.predict(padded, batch_size=batch_size, verbose=0)[:len(tail)])
+    return np.concatenate(parts).astype(np.float32)
+
+
+def predict_keypoints(model, images, scaling, batch_size, tta="none"):
+    """(n, 30) keypoints in pixels (not clipped)."""
+    from .augment import flip_keypoints
+
+    keypoints = scaling.inverse_transform(predict_batches(model, images, batch_size))
+    if tta == "flip":
+        mirrored = scaling.inverse_transform(predict_batches(model, images[:, :, ::-1], batch_size))
+        keypoints = (keypoints + flip_keypoints(mirrored, images.shape[2])) / 2
+    return keypoints
+
+
+def predict_probabilities(model, images, batch_size, tta="none"):
+    """(n, classes) class probabilities."""
+    probabilities = predict_batches(model, images, batch_size)
+    if tta == "flip":
+        probabilities = (probabilities + predict_batches(model, images[:, :, ::-1], batch_size)) / 2
+    return probabilities
+
+
+def run(competition, processed, run_dir, batch_size=256, tta=None):
+    """Predict `processed`'s test images with the run in `run_dir`; `tta` None means the run's own."""
+    from .recipes import default
+
+    predictor = read_json(run_dir / PREDICTOR)
+    tta = tta or default("tta", competition.task, read_json(run_dir / "params.json")["recipe"])
     model = load_model(run_dir)
     data = load_arrays(processed / scale.ARRAYS)
     images = data["test_x"]
-    outputs = _predict(model, images, batch_size)
     if competition.task == "keypoints":
-        scaler = scale.load_scaler(processed / scale.SCALER)
-        keypoints = scaler.inverse_transform(outputs)
-        if tta == "flip":
-            keypoints = (keypoints + _unflipped_keypoints(model, images, scaler, batch_size)) / 2
-        keypoints = np.clip(keypoints, 0, 96).astype(np.float32)
-        save_arrays(run_dir / PREDICTIONS, keypoints=keypoints, image_ids=data["test_ids"])
+        scaling = scale.KeypointScaling.from_json(predictor["scaling"])
+        keypoints = np.clip(predict_keypoints(model, images, scaling, batch_size, tta), 0, 96)
+        save_arrays(run_dir / PREDICTIONS, keypoints=keypoints.astype(np.float32), image_ids=data["test_ids"])
         write_json(run_dir / TEST_METRICS, {})
         return {"test_rows": len(keypoints), "tta": tta}
 
-    if tta == "flip":
-        outputs = (outputs + _predict(model, images[:, :, ::-1], batch_size)) / 2
-    classes = read_json(processed / scale.META)["classes"]
-    save_arrays(run_dir / PREDICTIONS, probabilities=outputs.astype(np.float32), labels=outputs.argmax(1))
-    metrics = test_accuracy(outputs.argmax(1), data["test_labels"], data["test_usage"])
-    write_json(run_dir / TEST_METRICS, {**metrics, "classes": classes})
-    return {"test_rows": len(outputs), "tta": tta, **metrics}
-
-
-def _predict(model, images, batch_size):
-    return np.asarray(model.predict(images, batch_size=batch_size, verbose=0), np.float32)
-
-
-def _unflipped_keypoints(model, images, scaler, batch_size):
-    from .augment import flip_keypoints
-
-    mirrored = scaler.inverse_transform(_predict(model, images[:, :, ::-1], batch_size))
-    return flip_keypoints(mirrored, images.shape[2])
+    probabilities = predict_probabilities(model, images, batch_size, tta)
+    save_arrays(run_dir / PREDICTIONS, probabilities=probabilities, labels=probabilities.argmax(1))
+    metrics = test_accuracy(probabilities.argmax(1), data["test_labels"], data["test_usage"])
+    write_json(run_dir / TEST_METRICS, {**metrics, "classes": predictor["classes"], "tta": tta})
+    return {"test_rows": len(probabilities), "tta": tta, **metrics}
 
 
 def test_accuracy(predicted, labels, usage):

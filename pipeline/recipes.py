@@ -1,81 +1,110 @@
-"""Training recipes: optimizers, learning-rate schedules, class weights, soft-label loss.
+"""Training recipes: every training option, with its default, in one place (plain data).
 
-Named choices only, so a run's params.json says everything about how it was trained.
+A recipe names a complete way to train a task: model, optimizer, schedule, augmentation, epochs,
+patience, test-time augmentation. `resolve` fills a run's parameters from, in this order, the
+options the user gave, the recipe's entry for the task, and BASE. The command line's help, the
+README's recipe table (checked by tests/test_recipes.py) and params.json all come from here.
+Importing this module is cheap: no Keras.
 """
-import math
+from .errors import PipelineError
 
-import numpy as np
+DEFAULT_RECIPE = "fast"
 
-from pipeline.errors import PipelineError
+# What every recipe starts from.
+BASE = {
+    "model": None,              # set by every recipe
+    "epochs": 60,
+    "batch_size": 32,
+    "seed": 0,
+    "optimizer": "adam",        # adam | adamw | adamax | sgd (Nesterov momentum 0.9)
+    "lr": 1e-3,
+    "weight_decay": 0.0,        # decoupled (adamw, sgd)
+    "schedule": "none",         # none | cosine (linear warm-up, then half a cosine to 0) | plateau
+    "warmup_epochs": 0,
+    "patience": 10,             # epochs without a better validation metric before stopping
+    "augment": "standard",      # none | standard | strong (see augment.STRENGTHS)
+    "label_smoothing": 0.0,     # expressions
+    "loss": "mse",              # keypoints: mse | rmse, over the targets a row has
+    "validation": "split",      # split: val_fraction of Training | public-test (expressions)
+    "val_fraction": 0.15,
+    "ferplus_target": "dist",   # FERPlus: the vote distribution | the majority label
+    "class_weight": "none",     # none | balanced | sqrt
+    "weights": "imagenet",      # vgg16_transfer's base
+    "tta": "none",              # none | flip: what predict averages over unless told otherwise
+}
 
-OPTIMIZERS = ("adam", "sgd", "adamax")
-SCHEDULES = ("none", "cosine", "plateau")
-CLASS_WEIGHTS = ("none", "balanced", "sqrt")
+RECIPES = {
+    "fast": {
+        "about": "the best found for 2 CPU cores within 45 minutes of training (the default)",
+        "keypoints": {"model": "resnet_keypoints", "epochs": 60, "batch_size": 32, "schedule": "cosine",
+                      "warmup_epochs": 2, "patience": 60, "tta": "flip"},
+        "expressions": {"model": "mini_xception", "epochs": 40, "batch_size": 64, "schedule": "cosine",
+                        "warmup_epochs": 2, "patience": 40, "label_smoothing": 0.1,
+                        "validation": "public-test", "tta": "flip"},
+    },
+    "best": {
+        "about": "the strongest single network (Khaireddin & Chen 2021's VGG recipe); needs a GPU",
+        "keypoints": {"model": "resnet_keypoints", "epochs": 200, "batch_size": 64, "schedule": "cosine",
+                      "warmup_epochs": 5, "patience": 200, "augment": "strong", "tta": "flip"},
+        "expressions": {"model": "vgg", "epochs": 300, "batch_size": 64, "optimizer": "sgd", "lr": 0.01,
+                        "weight_decay": 1e-4, "schedule": "plateau", "patience": 30, "augment": "strong",
+                        "validation": "public-test", "tta": "flip"},
+    },
+    "reference": {
+        "about": "the published baselines as written: the Kaggle keypoints CNN, the mini-Xception paper",
+        "keypoints": {"model": "kaggle_cnn", "epochs": 100, "batch_size": 64, "loss": "rmse", "augment": "none"},
+        "expressions": {"model": "mini_xception", "epochs": 100, "batch_size": 32, "schedule": "plateau",
+                        "patience": 50},
+    },
+}
+
+CHOICES = {
+    "optimizer": ("adam", "adamw", "adamax", "sgd"),
+    "schedule": ("none", "cosine", "plateau"),
+    "augment": ("none", "standard", "strong"),
+    "loss": ("mse", "rmse"),
+    "validation": ("split", "public-test"),
+    "ferplus_target": ("dist", "majority"),
+    "class_weight": ("none", "balanced", "sqrt"),
+    "weights": ("imagenet", "none"),
+    "tta": ("none", "flip"),
+}
+PREDICT_ONLY = ("tta",)   # a prediction choice: the recipe gives predict its default, training ignores it
+KEYPOINT_ONLY = ("loss",)
+EXPRESSION_ONLY = ("label_smoothing", "validation", "ferplus_target", "class_weight")
+MODEL_ONLY = {"weights": "vgg16_transfer"}
 
 
-def _check(kind, name, choices):
-    if name not in choices:
-        raise PipelineError(f"unknown {kind} {name!r}; choose one of: {', '.join(choices)}")
+def recipe(name):
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise PipelineError(f"unknown recipe {name!r}; choose one of: {', '.join(RECIPES)}") from None
 
 
-def make_optimizer(name, lr):
-    _check("optimizer", name, OPTIMIZERS)
-    import keras
-
-    if name == "sgd":
-        # Plain SGD barely moves these nets from scratch; Nesterov momentum is the usual recipe.
-        return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True)
-    return {"adam": keras.optimizers.Adam, "adamax": keras.optimizers.Adamax}[name](lr)
+def default(key, task, recipe_name=DEFAULT_RECIPE):
+    """The value `key` takes for `task` under a recipe when the user leaves it unset."""
+    return {**BASE, **recipe(recipe_name)[task]}[key]
 
 
-def cosine_lr(epoch, lr, epochs):
-    """Half a cosine from `lr` at epoch 0 towards 0 at `epochs` (never exactly 0 while training)."""
-    return lr * 0.5 * (1 + math.cos(math.pi * min(epoch, epochs) / max(epochs, 1)))
+def resolve(task, given, recipe_name=DEFAULT_RECIPE):
+    """A run's complete parameters: `given` (None = unset) over the recipe's over BASE.
 
-
-def schedule_callbacks(name, lr, epochs, patience):
-    """Keras callbacks that carry out the schedule `name`; [] for "none".
-
-    "plateau" cuts the rate by 5x after patience // 3 epochs without a better val_loss, so it gets
-    two or three chances to help before early stopping (which waits `patience`) gives up.
+    Only the parameters that matter for this task and model are kept, so they alone decide the cache.
     """
-    _check("schedule", name, SCHEDULES)
-    import keras
+    from .models import get_spec, models_for   # names only: no Keras
 
-    if name == "cosine":
-        return [keras.callbacks.LearningRateScheduler(lambda epoch: cosine_lr(epoch, lr, epochs))]
-    if name == "plateau":
-        return [keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=0.2, patience=max(1, patience // 3), min_lr=lr / 1000)]
-    return []
-
-
-def class_weights(labels, n_classes, mode="none"):
-    """{class: weight} for (n,) integer labels.
-
-    "balanced" weighs each class by n / (classes present * its count), so FER2013's rare Disgust
-    (~1.5% of rows) counts as much as Happy in the loss; "sqrt" is its square root, a milder
-    correction that costs less accuracy on the common classes. Both are scaled so the average
-    weight per training row is 1, leaving the learning rate's meaning unchanged. Classes with no
-    rows get 1.
-    """
-    _check("class weight mode", mode, CLASS_WEIGHTS)
-    counts = np.bincount(np.asarray(labels, int), minlength=n_classes)[:n_classes].astype(float)
-    if mode == "none":
-        return {c: 1.0 for c in range(n_classes)}
-    present = counts > 0
-    weights = np.ones(n_classes)
-    weights[present] = counts.sum() / (present.sum() * counts[present])
-    if mode == "sqrt":
-        weights[present] = np.sqrt(weights[present])
-        weights[present] *= counts.sum() / (counts * weights).sum()
-    return {c: float(w) for c, w in enumerate(weights)}
-
-
-def soft_label_loss(label_smoothing=0.0):
-    """Loss for FERPlus vote distributions: categorical cross-entropy accepts probability vectors
-    as targets unchanged (one-hot targets are its special case), so hard and soft labels share it.
-    Accuracy is still measured against the majority label."""
-    import keras
-
-    return keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+    given = {k: v for k, v in given.items() if v is not None}
+    params = {**BASE, **recipe(recipe_name)[task], **given, "recipe": recipe_name}
+    spec = get_spec(params["model"])
+    if spec.task != task:
+        raise PipelineError(f"--model {params['model']} is a {spec.task} model; for {task} choose one of: "
+                            + ", ".join(models_for(task)))
+    for key, choices in CHOICES.items():
+        if params[key] not in choices:
+            raise PipelineError(f"unknown {key.replace('_', '-')} {params[key]!r}; choose one of: {', '.join(choices)}")
+    drop = set(PREDICT_ONLY) | set(EXPRESSION_ONLY if task == "keypoints" else KEYPOINT_ONLY)
+    drop |= {key for key, model in MODEL_ONLY.items() if params["model"] != model}
+    if params["validation"] != "split":
+        drop.add("val_fraction")
+    return {k: v for k, v in sorted(params.items()) if k not in drop}

@@ -1,21 +1,25 @@
-"""scale: pixels to float32 in [0, 1]; keypoints to [-1, 1] by a fitted scaler saved with joblib.
+"""scale: pixels to float32 in [0, 1]; keypoints to [-1, 1] by a fitted KeypointScaling.
 
-The scaler is a scikit-learn MinMaxScaler (NaN-aware), so predictions are always mapped back with
-`inverse_transform` of the very object that scaled the targets. Two ranges:
+The scaling is plain JSON (scaling.json, no pickle) with `transform` / `inverse_transform`, and
+training copies it into the run folder, so a run's predictions are always mapped back to pixels
+with the very numbers that scaled its targets, whatever `scale` wrote since. Two ranges:
 - "image": fitted on the image bounds 0..96, i.e. the reference (y - 48) / 48 for every column;
 - "data": fitted on the training keypoints, each column's observed min..max to -1..1.
 """
+from dataclasses import dataclass
+
 import numpy as np
 
-from .fileio import atomic_path, load_arrays, read_json, save_arrays, write_json
+from .fileio import load_arrays, read_json, save_arrays, write_json
 
 ARRAYS = "arrays.npz"
-SCALER = "scaler.joblib"
+SCALING = "scaling.json"
 META = "meta.json"
+IMAGE_SIDE = 96.0
 
 
 def outputs(competition, folder):
-    names = [ARRAYS, META] + ([SCALER] if competition.task == "keypoints" else [])
+    names = [ARRAYS, META] + ([SCALING] if competition.task == "keypoints" else [])
     return [folder / name for name in names]
 
 
@@ -24,31 +28,44 @@ def pixels_to_unit(images):
     return (images.astype(np.float32) / np.float32(255))[..., None]
 
 
-def fit_keypoint_scaler(keypoints, keypoint_range="image"):
-    from sklearn.preprocessing import MinMaxScaler
+@dataclass(frozen=True)
+class KeypointScaling:
+    """Maps each keypoint column's [low, high] (pixels) to [-1, 1]; NaN stays NaN."""
+    low: tuple
+    high: tuple
 
-    scaler = MinMaxScaler(feature_range=(-1, 1))
+    def transform(self, pixels):
+        low, high = np.asarray(self.low), np.asarray(self.high)
+        return ((np.asarray(pixels, np.float64) - low) / (high - low) * 2 - 1).astype(np.float32)
+
+    def inverse_transform(self, scaled):
+        low, high = np.asarray(self.low), np.asarray(self.high)
+        return ((np.asarray(scaled, np.float64) + 1) / 2 * (high - low) + low).astype(np.float32)
+
+    def to_json(self):
+        return {"low": list(self.low), "high": list(self.high)}
+
+    @classmethod
+    def from_json(cls, data):
+        return cls(tuple(float(v) for v in data["low"]), tuple(float(v) for v in data["high"]))
+
+
+def fit_keypoint_scaling(keypoints, keypoint_range="image"):
+    """A KeypointScaling for (n, k) pixel keypoints (NaN where missing)."""
+    columns = np.asarray(keypoints).shape[1]
     if keypoint_range == "image":
-        bounds = np.repeat([[0.0], [96.0]], keypoints.shape[1], axis=1)
-        return scaler.fit(bounds)
-    if keypoint_range == "data":
-        return scaler.fit(keypoints)
-    raise ValueError(f"unknown keypoint range {keypoint_range!r}")
+        low, high = np.zeros(columns), np.full(columns, IMAGE_SIDE)
+    elif keypoint_range == "data":
+        low, high = np.nanmin(keypoints, axis=0), np.nanmax(keypoints, axis=0)
+        flat = ~(high > low)   # a column with one value (or none): keep the image's bounds
+        low[flat], high[flat] = 0.0, IMAGE_SIDE
+    else:
+        raise ValueError(f"unknown keypoint range {keypoint_range!r}")
+    return KeypointScaling(tuple(map(float, low)), tuple(map(float, high)))
 
 
-def save_scaler(scaler, path):
-    import joblib
-
-    with atomic_path(path) as tmp:
-        joblib.dump(scaler, tmp)
-
-
-def load_scaler(path):
-    """Load a scaler written by this project. joblib files run code when loaded: only ever pass a
-    path inside the project's own data/ folder, never a file from elsewhere."""
-    import joblib
-
-    return joblib.load(path)
+def load_scaling(path):
+    return KeypointScaling.from_json(read_json(path))
 
 
 def run(competition, interim, out, keypoint_range="image"):
@@ -56,12 +73,12 @@ def run(competition, interim, out, keypoint_range="image"):
     meta = read_json(interim / "meta.json")
     scaled = {"train_x": pixels_to_unit(arrays["train_images"]), "test_x": pixels_to_unit(arrays["test_images"])}
     if competition.task == "keypoints":
-        scaler = fit_keypoint_scaler(arrays["train_keypoints"], keypoint_range)
-        scaled["train_y"] = scaler.transform(arrays["train_keypoints"]).astype(np.float32)
+        scaling = fit_keypoint_scaling(arrays["train_keypoints"], keypoint_range)
+        scaled["train_y"] = scaling.transform(arrays["train_keypoints"])
         scaled["test_ids"] = arrays["test_ids"]
-        save_scaler(scaler, out / SCALER)
+        write_json(out / SCALING, scaling.to_json())
     else:
-        for key in ("train_labels", "train_distribution", "test_labels", "test_usage"):
+        for key in ("train_labels", "train_distribution", "test_labels", "test_distribution", "test_usage"):
             scaled[key] = arrays[key]
     save_arrays(out / ARRAYS, **scaled)
     write_json(out / META, meta)

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import clean, download, predict, scale, submission, train
+from . import clean, download, predict, recipes, scale, submission, train
 from .cache import Cache, params_hash, stage_lock
 from .errors import MissingInputError
 from .fileio import write_text
@@ -59,11 +59,12 @@ class Pipeline:
 
     # --- stages ----------------------------------------------------------------------------------
 
-    def download(self, competition, source="auto", seed=0, sample_size=1.0):
+    def download(self, competition, source="auto", seed=0, sample_size=1.0, from_path=None):
         started = time.perf_counter()
         with self._lock(competition, "download"):
             summary = download.run(competition, self.layout.raw(competition), source=source, seed=seed,
-                                   sample_size=sample_size, force=self.force, echo=self.echo)
+                                   sample_size=sample_size, force=self.force, echo=self.echo,
+                                   from_path=from_path)
         status = summary.pop("status")
         return Outcome("download", competition.task, status, summary, time.perf_counter() - started)
 
@@ -84,11 +85,11 @@ class Pipeline:
         return self._step("scale", competition, out / "scale.manifest.json", inputs, params,
                           scale.outputs(competition, out), lambda: scale.run(competition, interim, out, **params))
 
-    def train(self, competition, resume=False, **options):
+    def train(self, competition, resume=False, recipe=recipes.DEFAULT_RECIPE, **options):
         processed = self.layout.processed(competition)
         inputs = scale.outputs(competition, processed)
         self._require(inputs, competition, "scale", "scaled data")
-        params = train.resolve_params(competition.task, options)
+        params = recipes.resolve(competition.task, options, recipe)
         name = f"{params['model']}-{params_hash({'params': params, 'inputs': self.cache.digests(inputs)})}"
         run_dir = self.layout.runs(competition) / name
         outcome = self._step("train", competition, run_dir / "train.manifest.json", inputs, params,
@@ -108,11 +109,12 @@ class Pipeline:
         self._require([run_dir / train.MODEL], competition, "train", f"trained model for run {run}")
         return run_dir
 
-    def predict(self, competition, run="latest", batch_size=256, tta="none"):
+    def predict(self, competition, run="latest", batch_size=256, tta=None):
+        """`tta` None: the run's own (its recipe's)."""
         run_dir = self.run_dir(competition, run)
         processed = self.layout.processed(competition)
-        inputs = [run_dir / train.MODEL, *scale.outputs(competition, processed)]
-        self._require(inputs, competition, "scale", "scaled data")
+        inputs = [*train.outputs(run_dir), *scale.outputs(competition, processed)]
+        self._require(inputs, competition, "train", "complete run folder")
         params = {"tta": tta}   # the batch size changes speed, not predictions: not part of the key
         outcome = self._step("predict", competition, run_dir / "predict.manifest.json", inputs, params,
                              predict.outputs(run_dir),
@@ -123,7 +125,7 @@ class Pipeline:
     def submission(self, competition, run="latest"):
         run_dir = self.run_dir(competition, run)
         interim = self.layout.interim(competition)
-        inputs = [*predict.outputs(run_dir), *clean.outputs(competition, interim)]
+        inputs = [*predict.outputs(run_dir), run_dir / predict.PREDICTOR, *clean.outputs(competition, interim)]
         self._require(inputs[:1], competition, "predict", "predictions")
         outputs = submission.paths(competition, self.layout.submissions, run_dir.name)
         return self._step("submission", competition, run_dir / "submission.manifest.json", inputs, {},

@@ -52,7 +52,7 @@ def expressions_csv(labels, header):
 def run(competition, interim, run_dir, submissions, run_name):
     import pandas as pd
 
-    from .predict import PREDICTIONS
+    from .predict import PREDICTIONS, PREDICTOR
 
     predictions = load_arrays(run_dir / PREDICTIONS)
     if competition.task == "keypoints":
@@ -61,7 +61,7 @@ def run(competition, interim, run_dir, submissions, run_name):
         rows = len(lookup)
     else:
         meta = read_json(interim / "meta.json")
-        labels = fer2013_labels(predictions["probabilities"], meta["classes"])
+        labels = fer2013_labels(predictions["probabilities"], read_json(run_dir / PREDICTOR)["classes"])
         text = expressions_csv(labels, meta["submission_header"])
         rows = len(labels)
     named, latest = paths(competition, submissions, run_name)

@@ -1,10 +1,14 @@
 """train: fit one model on the scaled arrays with validation early stopping; fill its run folder.
 
-The run folder (data/runs/<slug>/<model>-<hash>/) holds model.keras (best weights), history.csv,
-curve.png, params.json and metrics.json. Keypoints train with a masked loss, so rows with missing
-targets still teach the keypoints they have; expressions split the validation set stratified.
+The run folder (data/runs/<slug>/<model>-<hash>/) holds model.keras (best weights), predictor.json
+(what predict needs besides the model: the keypoint scaling or the class names, and the input
+shape), history.csv, curve.png, params.json and metrics.json. Keypoints train with a masked loss,
+so rows with missing targets still teach the keypoints they have. Expressions validate on a
+stratified split of Training, or on PublicTest (`validation="public-test"`), so that all of
+Training trains; PrivateTest is never used here.
 """
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -18,48 +22,55 @@ CURVE = "curve.png"
 PARAMS = "params.json"
 METRICS = "metrics.json"
 BACKUP = "backup"
-
-# Used where neither the command line nor the model's own RECIPE says otherwise.
-DEFAULTS = {
-    "epochs": 60, "batch_size": 32, "seed": 0, "val_fraction": 0.15, "patience": 10,
-    "augment": True, "optimizer": "adam", "lr": 1e-3, "schedule": "none", "loss": "mse",
-    "ferplus_target": "dist", "class_weight": "none", "weights": "imagenet",
-}
-RECIPE_KEYS = {"loss": "loss", "optimizer": "optimizer", "learning_rate": "lr",
-               "batch_size": "batch_size", "early_stopping_patience": "patience"}
-KEYPOINT_ONLY = ("loss",)
-EXPRESSION_ONLY = ("ferplus_target", "class_weight")
+PUBLIC_TEST = 1   # test_usage code of FER2013's PublicTest rows
 
 
 def outputs(run_dir):
-    return [run_dir / name for name in (MODEL, HISTORY, CURVE, PARAMS, METRICS)]
+    from .predict import PREDICTOR
+
+    return [run_dir / name for name in (MODEL, PREDICTOR, HISTORY, CURVE, PARAMS, METRICS)]
 
 
-def resolve_params(task, given):
-    """Complete the command line's options: unset ones come from the model's RECIPE, then DEFAULTS.
-
-    Only the options that matter for this task (and model) are kept, so they alone decide the cache.
-    """
-    from .models import DEFAULT_MODEL, get_spec
-
-    given = {k: v for k, v in given.items() if v is not None}
-    model = given.get("model") or DEFAULT_MODEL[task]
-    spec = get_spec(model)
-    if spec.task != task:
-        raise PipelineError(f"--model {model} is a {spec.task} model; for {task} choose one of: "
-                            + ", ".join(sorted(n for n, s in _models().items() if s.task == task)))
-    recipe = {RECIPE_KEYS[k]: v for k, v in spec.recipe.items() if k in RECIPE_KEYS}
-    params = {**DEFAULTS, **recipe, **given, "model": model}
-    drop = EXPRESSION_ONLY if task == "keypoints" else KEYPOINT_ONLY
-    if model != "vgg16_transfer":
-        drop += ("weights",)
-    return {k: v for k, v in sorted(params.items()) if k not in drop}
+@dataclass
+class TrainingData:
+    """Images (n, h, w, 1) float32; targets scaled keypoints (n, 30) with NaN, or class
+    distributions (n, classes); labels (n,) majority class (expressions only)."""
+    train_x: np.ndarray
+    train_y: np.ndarray
+    val_x: np.ndarray
+    val_y: np.ndarray
+    train_labels: np.ndarray = None
+    val_labels: np.ndarray = None
+    scaling: scale.KeypointScaling = None
+    classes: tuple = None
 
 
-def _models():
-    from .models import MODELS
+def load_training_data(task, processed, params):
+    data = load_arrays(processed / scale.ARRAYS)
+    x = data["train_x"]
+    if task == "keypoints":
+        y = data["train_y"]
+        train_rows, val_rows = split_indices(len(x), params["val_fraction"], params["seed"])
+        return TrainingData(x[train_rows], y[train_rows], x[val_rows], y[val_rows],
+                            scaling=scale.load_scaling(processed / scale.SCALING))
 
-    return MODELS
+    meta = read_json(processed / scale.META)
+    classes = tuple(meta["classes"])
+    labels = data["train_labels"]
+    soft = params["ferplus_target"] == "dist" and meta["summary"]["labels"] == "ferplus"
+    one_hot = np.eye(len(classes), dtype=np.float32)
+    y = data["train_distribution"] if soft else one_hot[labels]
+    if params["validation"] == "public-test":
+        public = (data["test_usage"] == PUBLIC_TEST) & (data["test_labels"] >= 0)
+        if not public.any():
+            raise PipelineError("--validation public-test: the test rows carry no PublicTest labels; "
+                                "use --validation split")
+        val_labels = data["test_labels"][public]
+        val_y = data["test_distribution"][public] if soft else one_hot[val_labels]
+        return TrainingData(x, y, data["test_x"][public], val_y, labels, val_labels, classes=classes)
+    train_rows, val_rows = split_indices(len(x), params["val_fraction"], params["seed"], labels)
+    return TrainingData(x[train_rows], y[train_rows], x[val_rows], y[val_rows],
+                        labels[train_rows], labels[val_rows], classes=classes)
 
 
 def split_indices(n, val_fraction, seed, labels=None):
@@ -73,101 +84,111 @@ def split_indices(n, val_fraction, seed, labels=None):
 
 
 def run(competition, processed, run_dir, params, echo=print, resume_training=False):
-    """Train per `params` (from resolve_params) on data/processed/<slug>/ into `run_dir`."""
+    """Train per `params` (from recipes.resolve) on data/processed/<slug>/ into `run_dir`."""
     import keras
 
-    from . import augment, devices, heap, recipes, resume
-    from .models import build_model
+    from . import devices, heap, resume
+    from .validation import MONITOR, Validation
 
     keras.utils.set_random_seed(params["seed"])
-    data = load_arrays(processed / scale.ARRAYS)
-    meta = read_json(processed / scale.META)
     task = competition.task
-    x = data["train_x"]
-    if task == "keypoints":
-        scaler = scale.load_scaler(processed / scale.SCALER)
-        y, labels, n_outputs = data["train_y"], None, data["train_y"].shape[1]
-    else:
-        labels = data["train_labels"]
-        n_outputs = len(meta["classes"])
-        soft = params["ferplus_target"] == "dist" and meta["summary"]["labels"] == "ferplus"
-        y = data["train_distribution"] if soft else np.eye(n_outputs, dtype=np.float32)[labels]
-    train_rows, val_rows = split_indices(len(x), params["val_fraction"], params["seed"], labels)
+    data = load_training_data(task, processed, params)
+    batches = _batches(task, data, params)
+    score = _scorer(task, data)
 
     backup = run_dir / BACKUP
     restored = resume.load(backup) if resume_training else None
     if restored:
         model, state = restored
         model.jit_compile = devices.jit_compile()
+        batches.set_epoch(state["epoch"])   # the same order and draws as an unbroken run
         echo(f"resuming {run_dir.name} after epoch {state['epoch']}")
     else:
         if resume_training:
             echo(f"nothing to resume in {backup}; training from the start")
         resume.discard(backup)
         state = None
-        model = build_model(params["model"], x.shape[1:], n_outputs, weights=params.get("weights"))
-        model.compile(
-            optimizer=recipes.make_optimizer(params["optimizer"], params["lr"]),
-            loss=_loss(task, params),
-            metrics=["accuracy"] if task == "expressions" else None,
-            jit_compile=devices.jit_compile(),
-        )
-    first_epoch = state["epoch"] if state else 0
-    augmenter = None
-    if params["augment"] and task == "keypoints":   # targets move to pixels and back around the warp
-        augmenter = augment.keypoint_augmenter(to_pixels=scaler.inverse_transform, to_targets=scaler.transform)
-    elif params["augment"]:
-        augmenter = augment.image_augmenter()
-    weights = None
-    if task == "expressions" and params["class_weight"] != "none":
-        by_class = recipes.class_weights(labels[train_rows], n_outputs, params["class_weight"])
-        weights = np.array([by_class[c] for c in labels[train_rows]], np.float32)
-    batches = augment.Batches(x[train_rows], y[train_rows], params["batch_size"], augment=augmenter,
-                              shuffle=True, seed=params["seed"], sample_weight=weights)
-    batches.epoch, batches._order = first_epoch, batches._order_for(first_epoch)   # same order as unbroken
+        model = _compiled_model(task, data, params, steps_per_epoch=len(batches))
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=params["patience"],
+    monitor, mode = MONITOR[task]
+    stopping = keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=params["patience"],
                                              restore_best_weights=True)
-    echo(f"training {params['model']} ({model.count_params():,} weights) on {len(train_rows)} rows, "
-         f"validating on {len(val_rows)}, {devices.describe()}")
+    echo(f"training {params['model']} ({model.count_params():,} weights) on {len(data.train_x)} rows, "
+         f"validating on {len(data.val_x)}, {devices.describe()}")
     started = time.perf_counter()
     with resume.stop_on_signals(echo) as stop_request:
-        checkpoint = resume.Checkpoint(backup, stopping, batches, stop_request, state)
-        schedule = recipes.schedule_callbacks(params["schedule"], params["lr"], params["epochs"], params["patience"])
-        callbacks = [heap.KeepBuffers(), stopping, *schedule, checkpoint]
-        _fit(model, batches, (x[val_rows], y[val_rows]), params, callbacks, first_epoch)
-    seconds = time.perf_counter() - started
-    history = checkpoint.history
+        from .optimizers import schedule_callbacks
 
-    if task == "keypoints":
-        metrics = keypoint_metrics(model, scaler, x, y, train_rows, val_rows, params["batch_size"])
-    else:
-        metrics = expression_metrics(model, x, labels, train_rows, val_rows, params["batch_size"])
-    epochs = len(history["loss"])
-    best = int(np.argmin(history["val_loss"])) + 1
-    metrics.update({"epochs": epochs, "best_epoch": best, "train_seconds": round(seconds, 1),
-                    "parameters": int(model.count_params()), "train_rows": int(len(train_rows)),
-                    "val_rows": int(len(val_rows))})
-    _save_run(run_dir, model, history, params, metrics)
+        checkpoint = resume.Checkpoint(backup, stopping, batches, stop_request, state)
+        callbacks = [Validation(data.val_x, score, params["batch_size"]), heap.KeepBuffers(), stopping,
+                     *schedule_callbacks(params, monitor, mode), checkpoint]
+        _fit(model, batches, params, callbacks, state["epoch"] if state else 0)
+    seconds = time.perf_counter() - started
+
+    history = checkpoint.history
+    metrics = final_metrics(task, model, data, params)
+    metrics.update({"epochs": len(history["loss"]), "best_epoch": stopping.best_epoch + 1,
+                    "train_seconds": round(seconds, 1), "parameters": int(model.count_params()),
+                    "train_rows": int(len(data.train_x)), "val_rows": int(len(data.val_x)),
+                    "validation": params.get("validation", "split")})
+    _save_run(run_dir, model, history, params, metrics, task, data)
     resume.discard(backup)   # model.keras holds the best weights now
     return metrics
 
 
-def _loss(task, params):
-    from .losses import LOSSES
+def _batches(task, data, params):
+    from . import augment, optimizers
+
+    config = augment.STRENGTHS[params["augment"]]
+    augmenter = None
+    if config.active and task == "keypoints":   # targets move to pixels and back around the warp
+        augmenter = augment.keypoint_augmenter(config, to_pixels=data.scaling.inverse_transform,
+                                               to_targets=data.scaling.transform)
+    elif config.active:
+        augmenter = augment.image_augmenter(config)
+    weights = None
+    if task == "expressions" and params["class_weight"] != "none":
+        by_class = optimizers.class_weights(data.train_labels, len(data.classes), params["class_weight"])
+        weights = np.array([by_class[c] for c in data.train_labels], np.float32)
+    return augment.Batches(data.train_x, data.train_y, params["batch_size"], augment=augmenter,
+                           shuffle=True, seed=params["seed"], sample_weight=weights)
+
+
+def _scorer(task, data):
+    from .validation import expression_scores, keypoint_scores
 
     if task == "keypoints":
-        return LOSSES[params["loss"]]
-    return "categorical_crossentropy"
+        return lambda predicted: keypoint_scores(predicted, data.val_y, data.scaling)
+    return lambda probabilities: expression_scores(probabilities, data.val_y, data.val_labels)
 
 
-def _fit(model, batches, validation, params, callbacks, first_epoch):
+def _compiled_model(task, data, params, steps_per_epoch):
+    import keras
+
+    from . import devices, optimizers
+    from .losses import LOSSES
+    from .models import build_model
+
+    model = build_model(params["model"], data.train_x.shape[1:], data.train_y.shape[1],
+                        weights=params.get("weights"))
+    rate = optimizers.learning_rate(params, steps_per_epoch)
+    if task == "keypoints":
+        loss, metrics = LOSSES[params["loss"]], None
+    else:
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=params["label_smoothing"])
+        metrics = ["accuracy"]
+    model.compile(optimizer=optimizers.make_optimizer(params["optimizer"], rate, params["weight_decay"]),
+                  loss=loss, metrics=metrics, jit_compile=devices.jit_compile())
+    return model
+
+
+def _fit(model, batches, params, callbacks, first_epoch):
     try:
         # Batches shuffles itself from (seed, epoch); Keras's own shuffle draws on the global RNG,
         # which a resumed run cannot replay.
-        model.fit(batches, validation_data=validation, epochs=params["epochs"], shuffle=False,
-                  initial_epoch=first_epoch, callbacks=callbacks, verbose=2)
+        model.fit(batches, epochs=params["epochs"], shuffle=False, initial_epoch=first_epoch,
+                  callbacks=callbacks, verbose=2)
     except OSError as error:   # writing the epoch checkpoint: disk full, permissions
         raise explain(error, getattr(error, "filename", None) or "the run folder") from None
     except Exception as error:  # the backends raise their own types for exhausted device memory
@@ -178,29 +199,31 @@ def _fit(model, batches, validation, params, callbacks, first_epoch):
         raise
 
 
-def keypoint_metrics(model, scaler, x, y, train_rows, val_rows, batch_size):
-    """Validation RMSE in pixels over present targets, and the same for predicting training means."""
-    truth = scaler.inverse_transform(y[val_rows])
-    predicted = scaler.inverse_transform(model.predict(x[val_rows], batch_size=batch_size, verbose=0))
-    means = np.nanmean(scaler.inverse_transform(y[train_rows]), axis=0)
-    present = ~np.isnan(truth)
-    rmse = lambda guess: float(np.sqrt(np.mean((guess - truth)[present] ** 2)))  # noqa: E731
-    return {"val_rmse": rmse(predicted), "baseline_rmse": rmse(np.broadcast_to(means, truth.shape))}
+def final_metrics(task, model, data, params):
+    """Validation scores of the restored best weights, also with flip TTA, and the baseline's."""
+    from .predict import predict_keypoints, predict_probabilities
+
+    batch_size = params["batch_size"]
+    if task == "keypoints":
+        truth = data.scaling.inverse_transform(data.val_y)
+        present = ~np.isnan(truth)
+        rmse = lambda guess: float(np.sqrt(np.mean((guess - truth)[present] ** 2)))  # noqa: E731
+        means = np.nanmean(data.scaling.inverse_transform(data.train_y), axis=0)
+        return {"val_rmse": rmse(predict_keypoints(model, data.val_x, data.scaling, batch_size)),
+                "val_rmse_flip": rmse(predict_keypoints(model, data.val_x, data.scaling, batch_size, "flip")),
+                "baseline_rmse": rmse(np.broadcast_to(means, truth.shape))}
+    accuracy = lambda p: float(np.mean(p.argmax(1) == data.val_labels))  # noqa: E731
+    majority = int(np.bincount(data.train_labels).argmax())
+    return {"val_accuracy": accuracy(predict_probabilities(model, data.val_x, batch_size)),
+            "val_accuracy_flip": accuracy(predict_probabilities(model, data.val_x, batch_size, "flip")),
+            "majority_accuracy": float(np.mean(data.val_labels == majority)), "majority_class": majority}
 
 
-def expression_metrics(model, x, labels, train_rows, val_rows, batch_size):
-    """Validation accuracy, and the accuracy of always answering the most common training class."""
-    predicted = model.predict(x[val_rows], batch_size=batch_size, verbose=0).argmax(axis=1)
-    majority = np.bincount(labels[train_rows]).argmax()
-    return {"val_accuracy": float(np.mean(predicted == labels[val_rows])),
-            "majority_accuracy": float(np.mean(labels[val_rows] == majority)),
-            "majority_class": int(majority)}
-
-
-def _save_run(run_dir, model, history, params, metrics):
+def _save_run(run_dir, model, history, params, metrics, task, data):
     import pandas as pd
 
     from . import report
+    from .predict import PREDICTOR, predictor_description
 
     frame = pd.DataFrame(history)
     frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
@@ -208,6 +231,6 @@ def _save_run(run_dir, model, history, params, metrics):
     report.plot_history(frame, run_dir / CURVE, title=params["model"])
     with atomic_path(run_dir / MODEL, suffix=".keras") as tmp:
         model.save(tmp)
+    write_json(run_dir / PREDICTOR, predictor_description(task, data.train_x.shape[1:], data.classes, data.scaling))
     write_json(run_dir / PARAMS, params)
     write_json(run_dir / METRICS, metrics)
-

@@ -164,12 +164,21 @@ def test_batches_reshuffle_each_epoch_reproducibly():
 
     first, second = epoch(batches), epoch(batches)
     seen = np.concatenate([bx for bx, _, _ in first])[:, 0]
-    assert sorted(seen) == list(range(10))
+    assert set(seen) == set(range(10)) and len(seen) == 12   # the last batch filled up to 4
     assert not np.array_equal(seen, np.concatenate([bx for bx, _, _ in second])[:, 0])
     assert all(np.array_equal(by, bx * 2) and np.array_equal(bw, bx * 3) for bx, by, bw in first)
 
     replay = Batches(x, y, batch_size=4, seed=3, sample_weight=weights)
     assert all(np.array_equal(a[0], b[0]) for a, b in zip(first, epoch(replay)))
+
+
+@pytest.mark.parametrize("rows, batch_size", [(357, 32), (353, 32), (383, 32), (3, 8), (1, 5)])
+def test_every_batch_is_full(rows, batch_size):
+    x = np.arange(rows, dtype=np.float32)[:, None]
+    batches = Batches(x, x, batch_size=batch_size, seed=1)
+    parts = [batches[i][0] for i in range(len(batches))]
+    assert {len(part) for part in parts} == {batch_size}
+    assert set(np.concatenate(parts)[:, 0]) == set(range(rows))
 
 
 def test_batches_augment_only_when_asked():

@@ -5,8 +5,11 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from pipeline.competitions import KEYPOINTS
+
+pytestmark = pytest.mark.slow   # trains, or runs the whole chain
 
 RUN = str(Path(__file__).resolve().parents[1] / "run.py")
 

@@ -9,7 +9,9 @@ from click.testing import CliRunner
 from pipeline.competitions import EXPRESSIONS, KEYPOINTS
 from run import cli
 
-QUICK = ["--sample-size", "0.1", "--epochs", "2", "--batch-size", "16", "--no-augment"]
+pytestmark = pytest.mark.slow   # trains, or runs the whole chain
+
+QUICK = ["--sample-size", "0.1", "--epochs", "2", "--batch-size", "16", "--augment", "none"]
 
 
 def run_all(root, *extra):

@@ -9,6 +9,8 @@ from pipeline.competitions import EXPRESSIONS, KEYPOINTS
 from run import cli
 
 USER, KEY = "alice", "key-of-alice-never-to-be-shown"
+pytestmark = pytest.mark.slow   # trains, or runs the whole chain
+
 SIZES = sample.SampleSizes(keypoints_train=40, keypoints_test=8, expressions=120)
 
 
@@ -52,7 +54,7 @@ def test_all_downloads_trains_and_uploads_exact_bytes(server, monkeypatch, tmp_p
 
     root = tmp_path / "project"
     result = CliRunner().invoke(cli, ["--root", str(root), "all", "--source", "kaggle", "--submit", "-m", "test",
-                                      "--epochs", "1", "--batch-size", "16", "--no-augment"])
+                                      "--epochs", "1", "--batch-size", "16", "--augment", "none"])
     assert result.exit_code == 0, result.output[-3000:] + repr(result.exception)
     assert "BUILT-IN SAMPLE" not in result.output and "Kaggle download" in result.output
     assert (root / "data" / "raw" / EXPRESSIONS.slug / "fer2013.csv").exists()   # lifted out of fer2013/

@@ -8,6 +8,8 @@ from pipeline.competitions import EXPRESSIONS, KEYPOINTS
 from run import cli
 
 
+pytestmark = pytest.mark.slow   # trains, or runs the whole chain
+
 @pytest.fixture(scope="module")
 def metrics(tmp_path_factory):
     root = tmp_path_factory.mktemp("learning")

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from pipeline.errors import PipelineError
-from pipeline.models import DEFAULT_MODEL, INPUT_SHAPES, MODELS, build_model, describe
+from pipeline.models import INPUT_SHAPES, MODELS, build_model, describe
+from pipeline.recipes import RECIPES
 
 keras = pytest.importorskip("keras")
 
@@ -75,9 +76,9 @@ def test_options_a_builder_does_not_take_are_dropped():
     assert model.count_params() == MODELS["mini_xception"].reference_params
 
 
-def test_defaults_exist_for_both_tasks():
-    assert {MODELS[name].task for name in DEFAULT_MODEL.values()} == {"keypoints", "expressions"}
-    assert all(MODELS[name].task == task for task, name in DEFAULT_MODEL.items())
+def test_every_recipe_names_a_model_of_its_task():
+    for recipe in RECIPES.values():
+        assert all(MODELS[recipe[task]["model"]].task == task for task in ("keypoints", "expressions"))
 
 
 def test_describe_lists_parameter_counts():
@@ -87,6 +88,7 @@ def test_describe_lists_parameter_counts():
         assert params == pytest.approx(MODELS[name].reference_params, rel=0.10) and summary
 
 
+@pytest.mark.slow
 def test_every_saved_model_loads_where_predict_loads_it(tmp_path):
     # A fresh process, as `run.py predict` is: it must register whatever custom layers the models use.
     images = {task: np.random.default_rng(0).random((2, *shape), dtype=np.float32)
@@ -115,6 +117,7 @@ def test_every_saved_model_loads_where_predict_loads_it(tmp_path):
         np.testing.assert_allclose(loaded[name], outputs, rtol=1e-5, atol=1e-6, err_msg=name)
 
 
+@pytest.mark.slow
 def test_model_code_runs_under_jax():
     # Model code uses only keras.layers / keras.ops, so one train step must also work under JAX.
     script = (

@@ -7,8 +7,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from pipeline.competitions import EXPRESSIONS
+
+pytestmark = pytest.mark.slow   # trains, or runs the whole chain
 
 RUN = str(Path(__file__).resolve().parents[1] / "run.py")
 TRAIN = ["train", "--task", "expressions", "--epochs", "8", "--patience", "20", "--batch-size", "16"]

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -5,28 +7,37 @@ from pipeline import scale
 
 
 @pytest.mark.parametrize("keypoint_range", ["image", "data"])
-def test_scaler_round_trip_keeps_nan(keypoint_range):
+def test_scaling_round_trip_keeps_nan(keypoint_range):
     rng = np.random.default_rng(0)
     keypoints = rng.uniform(10, 86, size=(50, 30))
     keypoints[rng.random(keypoints.shape) < 0.3] = np.nan
-    scaler = scale.fit_keypoint_scaler(keypoints, keypoint_range)
-    scaled = scaler.transform(keypoints)
-    assert np.nanmin(scaled) >= -1 - 1e-9 and np.nanmax(scaled) <= 1 + 1e-9
+    scaling = scale.fit_keypoint_scaling(keypoints, keypoint_range)
+    scaled = scaling.transform(keypoints)
+    assert np.nanmin(scaled) >= -1 - 1e-6 and np.nanmax(scaled) <= 1 + 1e-6
     np.testing.assert_array_equal(np.isnan(scaled), np.isnan(keypoints))
-    np.testing.assert_allclose(scaler.inverse_transform(scaled), keypoints)
+    np.testing.assert_allclose(scaling.inverse_transform(scaled), keypoints, rtol=1e-5)
 
 
 def test_image_range_is_the_reference_mapping():
-    scaler = scale.fit_keypoint_scaler(np.zeros((1, 30)), "image")
-    np.testing.assert_allclose(scaler.transform(np.full((1, 30), 72.0)), (72 - 48) / 48)
+    scaling = scale.fit_keypoint_scaling(np.zeros((1, 30)), "image")
+    np.testing.assert_allclose(scaling.transform(np.full((1, 30), 72.0)), (72 - 48) / 48)
 
 
-def test_saved_scaler_inverts_predictions(tmp_path):
+def test_data_range_maps_each_column_min_max_to_minus_one_one():
+    keypoints = np.array([[10.0] * 30, [50.0] * 30, [30.0] * 30])
+    keypoints[:, 1] = 40.0   # a column with one value keeps the image's bounds
+    scaled = scale.fit_keypoint_scaling(keypoints, "data").transform(keypoints)
+    np.testing.assert_allclose(scaled[:, 0], [-1, 1, 0])
+    np.testing.assert_allclose(scaled[:, 1], (40 - 48) / 48)
+
+
+def test_scaling_is_plain_json_that_inverts_predictions(tmp_path):
     keypoints = np.random.default_rng(1).uniform(0, 96, size=(20, 30))
-    scaler = scale.fit_keypoint_scaler(keypoints, "data")
-    scale.save_scaler(scaler, tmp_path / "scaler.joblib")
-    loaded = scale.load_scaler(tmp_path / "scaler.joblib")
-    np.testing.assert_allclose(loaded.inverse_transform(scaler.transform(keypoints)), keypoints)
+    scaling = scale.fit_keypoint_scaling(keypoints, "data")
+    (tmp_path / "scaling.json").write_text(json.dumps(scaling.to_json()))
+    loaded = scale.load_scaling(tmp_path / "scaling.json")
+    assert loaded == scaling
+    np.testing.assert_allclose(loaded.inverse_transform(scaling.transform(keypoints)), keypoints, rtol=1e-5)
 
 
 def test_pixels_become_unit_float32():

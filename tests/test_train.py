@@ -1,21 +1,10 @@
+import json
+
 import numpy as np
 import pytest
 
 from pipeline import train
 from pipeline.errors import PipelineError
-
-
-def test_options_come_from_the_command_line_then_the_model_recipe_then_defaults():
-    params = train.resolve_params("keypoints", {"model": "kaggle_cnn", "epochs": 5, "lr": None})
-    assert params["epochs"] == 5                       # given
-    assert params["batch_size"] == 64 and params["loss"] == "rmse"   # the reference recipe
-    assert params["lr"] == 1e-3 and params["augment"] is True        # defaults
-    assert "ferplus_target" not in params and "weights" not in params  # not this task's or model's
-
-
-def test_model_of_the_other_task_is_refused():
-    with pytest.raises(PipelineError, match="kaggle_cnn is a keypoints model"):
-        train.resolve_params("expressions", {"model": "kaggle_cnn"})
 
 
 def test_validation_split_is_stratified():
@@ -31,5 +20,27 @@ class ExhaustedModel:
 
 def test_device_out_of_memory_suggests_a_smaller_batch():
     with pytest.raises(PipelineError, match="try a smaller --batch-size") as error:
-        train._fit(ExhaustedModel(), None, None, {"epochs": 1, "batch_size": 512}, [], 0)
+        train._fit(ExhaustedModel(), None, {"epochs": 1, "batch_size": 512}, [], 0)
     assert "--batch-size 512" in str(error.value)
+
+
+@pytest.mark.slow
+def test_same_seed_same_data_same_model(tmp_path):
+    from click.testing import CliRunner
+
+    from pipeline.competitions import EXPRESSIONS, KEYPOINTS
+    from run import cli
+
+    quick = ["--sample-size", "0.1", "--epochs", "3", "--batch-size", "16"]
+    results = []
+    for attempt in range(2):
+        result = CliRunner().invoke(cli, ["--root", str(tmp_path), "all", *quick, "--force"])
+        assert result.exit_code == 0, result.output + repr(result.exception)
+        metrics = {}
+        for competition in (KEYPOINTS, EXPRESSIONS):
+            runs = tmp_path / "data" / "runs" / competition.slug
+            found = json.loads((runs / (runs / "latest").read_text().strip() / "metrics.json").read_text())
+            metrics[competition.task] = {k: v for k, v in found.items() if k != "train_seconds"}
+        results.append(metrics)
+    assert results[0] == results[1]
+    assert results[0]["keypoints"]["val_rmse"] != results[0]["keypoints"]["baseline_rmse"]

@@ -37,11 +37,6 @@ class ModelSpec:
         """Parameter count documented in the module (for the task's default input shape)."""
         return self.family.REFERENCE_PARAMS
 
-    @property
-    def recipe(self):
-        """Training recipe the family documents, or {} when it leaves the choice to train."""
-        return getattr(self.family, "RECIPE", {})
-
 
 MODELS = {
     "kaggle_cnn": ModelSpec(
@@ -70,8 +65,6 @@ MODELS = {
         "frozen ImageNet VGG16 base with a 256-256-128 dense head"),
 }
 
-DEFAULT_MODEL = {"keypoints": "resnet_keypoints", "expressions": "mini_xception"}
-
 
 def get_spec(name):
     try:
@@ -79,6 +72,11 @@ def get_spec(name):
     except KeyError:
         raise PipelineError(
             f"unknown model {name!r}; choose one of: {', '.join(sorted(MODELS))}") from None
+
+
+def models_for(task):
+    """Names of the models of one task, in the order of MODELS."""
+    return [name for name, spec in MODELS.items() if spec.task == task]
 
 
 def accepted_options(name, options):
@@ -98,7 +96,7 @@ def load_model(path, compile=True):
     """A saved model.keras, with the custom layers and losses it may refer to registered first."""
     import keras
 
-    from pipeline import losses  # noqa: F401  registers the custom losses
+    from pipeline import losses, optimizers  # noqa: F401  register the custom losses and schedules
     from pipeline.models import layers  # noqa: F401  and layers
 
     return keras.saving.load_model(path, compile=compile)

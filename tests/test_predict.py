@@ -1,0 +1,72 @@
+"""predict: self-contained run folders, full batches, flip TTA."""
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from pipeline.competitions import KEYPOINTS
+from run import cli
+
+keras = pytest.importorskip("keras")
+
+from pipeline import predict  # noqa: E402
+
+
+def invoke(root, *args):
+    result = CliRunner().invoke(cli, ["--root", str(root), *args])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result.output
+
+
+@pytest.mark.slow
+def test_a_run_predicts_with_its_own_scaling_after_a_rescale(project):
+    quick = ["--task", "keypoints", "--epochs", "1", "--batch-size", "8", "--augment", "none"]
+    invoke(project, "all", *quick)
+    runs = project / "data" / "runs" / KEYPOINTS.slug
+    first = (runs / "latest").read_text().strip()
+    predictions = runs / first / "predictions.npz"
+    before = np.load(predictions)["keypoints"]
+    scaling = json.loads((runs / first / "predictor.json").read_text())["scaling"]
+    assert scaling["low"] == [0.0] * 30 and scaling["high"] == [96.0] * 30
+
+    invoke(project, "all", *quick, "--keypoint-range", "data")   # re-scales, trains a second run
+    assert (runs / "latest").read_text().strip() != first
+    invoke(project, "predict", "--task", "keypoints", "--run", first, "--force")
+    np.testing.assert_array_equal(np.load(predictions)["keypoints"], before)
+
+
+def test_predict_batches_matches_one_big_batch_for_any_batch_size():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6, 6, 1))
+    x = keras.layers.BatchNormalization()(keras.layers.Conv2D(4, 3)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(x)))
+    images = np.random.default_rng(0).random((23, 6, 6, 1), dtype=np.float32)
+    expected = model.predict(images, batch_size=23, verbose=0)
+    for batch_size in (1, 5, 8, 23, 64):
+        np.testing.assert_allclose(predict.predict_batches(model, images, batch_size), expected,
+                                   rtol=1e-5, atol=1e-6, err_msg=str(batch_size))
+
+
+class Mirror:
+    """A 'model' that answers each image's mean column intensity profile: flips show in its output."""
+
+    def predict(self, images, batch_size, verbose=0):
+        assert len(images) % batch_size == 0   # full batches only
+        return images.mean(axis=(1, 3))[:, :3]
+
+
+def test_flip_tta_averages_with_the_mirrored_images():
+    images = np.random.default_rng(1).random((5, 4, 4, 1), dtype=np.float32)
+    plain = predict.predict_probabilities(Mirror(), images, batch_size=2)
+    both = predict.predict_probabilities(Mirror(), images, batch_size=2, tta="flip")
+    mirrored = images[:, :, ::-1].mean(axis=(1, 3))[:, :3]
+    np.testing.assert_allclose(both, (plain + mirrored) / 2, rtol=1e-6)
+
+
+def test_test_accuracy_reports_each_usage_and_skips_unlabelled_rows():
+    predicted = np.array([1, 1, 2, 0, 3])
+    labels = np.array([1, 0, 2, -1, 3])
+    usage = np.array([1, 1, 2, 2, 2])
+    assert predict.test_accuracy(predicted, labels, usage) == {"public_test_accuracy": 0.5,
+                                                               "private_test_accuracy": 1.0}
