@@ -126,6 +126,8 @@ TRAIN = options(
     train_option("--ferplus-target", "FERPlus: train on the vote distribution or the majority label."),
     train_option("--class-weight", "Expressions: weight rare classes (FER2013 disgust)."),
     train_option("--weights", "vgg16_transfer: ImageNet weights (downloaded once by Keras) or untrained."),
+    train_option("--ensemble", "Train this many runs, seeds --seed and up, and predict with their average.",
+                 type=click.IntRange(min=1)),
 )
 PREDICT = options(
     click.option("--tta", type=click.Choice(CHOICES["tta"]), default=None,
@@ -272,9 +274,11 @@ def all_command(root, task, source, from_path, sample_size, seed, dropna, labels
 
 def _print_scores(competition, metrics, written):
     if competition.task == "keypoints":
-        score = f"validation RMSE {metrics['val_rmse']:.3f} px (predicting the mean: {metrics['baseline_rmse']:.3f} px)"
+        score = (f"validation RMSE {metrics['val_rmse']:.3f} px, {metrics['val_rmse_flip']:.3f} px with flip TTA "
+                 f"(predicting the mean: {metrics['baseline_rmse']:.3f} px)")
     else:
-        score = f"validation accuracy {metrics['val_accuracy']:.3f} (majority class: {metrics['majority_accuracy']:.3f})"
+        score = (f"validation accuracy {metrics['val_accuracy']:.3f}, {metrics['val_accuracy_flip']:.3f} with flip TTA "
+                 f"(majority class: {metrics['majority_accuracy']:.3f})")
     click.echo(f"{competition.task}: {score}; submission {written['file']}")
 
 

@@ -26,6 +26,12 @@ def has_gpu():
     return "GPU" in accelerators()
 
 
+def deterministic():
+    """Whether the same seed, data and options give the same model here: yes on the CPU (tested);
+    GPU kernels (cuDNN's, XLA's scatter-adds) may sum in a different order from run to run."""
+    return not has_gpu()
+
+
 def jit_compile():
     """XLA for TensorFlow only on a GPU: on the CPU it compiled for 55 s and then ran an epoch 3x
     slower than plain graph mode (resnet_keypoints, 256 images, 2 cores)."""

@@ -3,8 +3,9 @@
 A run folder is self-contained: predictor.json says what the model's outputs mean (the keypoint
 scaling as plain numbers, or the class names) and which input it takes, so predictions never depend
 on what `scale` wrote since the run was trained. Keypoints come back in pixels, clipped to [0, 96].
-`tta="flip"` also predicts the mirrored images and averages, un-mirroring keypoints first
-(x -> 95 - x, left/right columns swapped).
+Test-time augmentation averages over views of each image (TTA_VIEWS): "flip" adds the mirror
+image, "multi" also 2-pixel shifts; keypoints are moved back and un-mirrored first (x -> 95 - x,
+left/right columns swapped).
 """
 import numpy as np
 
@@ -30,11 +31,12 @@ def predictor_description(task, input_shape, classes=None, scaling=None):
     return description
 
 
-def load_model(run_dir):
+def load_models(run_dirs):
+    """The trained models of run folders (an ensemble's members, or one run)."""
     from . import models
     from .train import MODEL
 
-    return models.load_model(run_dir / MODEL, compile=False)
+    return [models.load_model(run_dir / MODEL, compile=False) for run_dir in run_dirs]
 
 
 def predict_batches(model, images, batch_size):
@@ -57,42 +59,69 @@ def predict_batches(model, images, batch_size):
     return np.concatenate(parts).astype(np.float32)
 
 
-def predict_keypoints(model, images, scaling, batch_size, tta="none"):
-    """(n, 30) keypoints in pixels (not clipped)."""
+# Test-time augmentation: the views of each image whose predictions are averaged, as (mirrored, dx,
+# dy) in pixels. "multi" is ten views, like ten-crop TTA: the image and its mirror, each as it is and
+# moved 2 px left, right, up and down.
+TTA_VIEWS = {
+    "none": [(False, 0, 0)],
+    "flip": [(False, 0, 0), (True, 0, 0)],
+    "multi": [(mirrored, dx, dy) for mirrored in (False, True)
+              for dx, dy in ((0, 0), (2, 0), (-2, 0), (0, 2), (0, -2))],
+}
+
+
+def view(images, mirrored, dx, dy):
+    """(n, h, w, c) images mirrored, then moved right by dx and down by dy pixels (the border
+    pixels repeat into the gap)."""
+    if mirrored:
+        images = images[:, :, ::-1]
+    if dx or dy:
+        pad = max(abs(dx), abs(dy))
+        height, width = images.shape[1:3]
+        padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge")
+        images = padded[:, pad - dy:pad - dy + height, pad - dx:pad - dx + width]
+    return np.ascontiguousarray(images)
+
+
+def predict_keypoints(models, images, scaling, batch_size, tta="none"):
+    """(n, 30) keypoints in pixels (not clipped), averaged over `models` (a list) and the TTA views,
+    each view's keypoints moved back and un-mirrored first."""
     from .augment import flip_keypoints
 
-    keypoints = scaling.inverse_transform(predict_batches(model, images, batch_size))
-    if tta == "flip":
-        mirrored = scaling.inverse_transform(predict_batches(model, images[:, :, ::-1], batch_size))
-        keypoints = (keypoints + flip_keypoints(mirrored, images.shape[2])) / 2
-    return keypoints
+    def one(model, mirrored, dx, dy):
+        keypoints = scaling.inverse_transform(predict_batches(model, view(images, mirrored, dx, dy), batch_size))
+        keypoints[:, 0::2] -= dx
+        keypoints[:, 1::2] -= dy
+        return flip_keypoints(keypoints, images.shape[2]) if mirrored else keypoints
+
+    return np.mean([one(model, *v) for model in models for v in TTA_VIEWS[tta]], axis=0)
 
 
-def predict_probabilities(model, images, batch_size, tta="none"):
-    """(n, classes) class probabilities."""
-    probabilities = predict_batches(model, images, batch_size)
-    if tta == "flip":
-        probabilities = (probabilities + predict_batches(model, images[:, :, ::-1], batch_size)) / 2
-    return probabilities
+def predict_probabilities(models, images, batch_size, tta="none"):
+    """(n, classes) class probabilities, averaged over `models` (a list) and the TTA views."""
+    return np.mean([predict_batches(model, view(images, *v), batch_size)
+                    for model in models for v in TTA_VIEWS[tta]], axis=0)
 
 
 def run(competition, processed, run_dir, batch_size=256, tta=None):
     """Predict `processed`'s test images with the run in `run_dir`; `tta` None means the run's own."""
     from .recipes import default
 
+    from .ensemble import member_dirs
+
     predictor = read_json(run_dir / PREDICTOR)
     tta = tta or default("tta", competition.task, read_json(run_dir / "params.json")["recipe"])
-    model = load_model(run_dir)
+    models = load_models(member_dirs(run_dir))
     data = load_arrays(processed / scale.ARRAYS)
     images = data["test_x"]
     if competition.task == "keypoints":
         scaling = scale.KeypointScaling.from_json(predictor["scaling"])
-        keypoints = np.clip(predict_keypoints(model, images, scaling, batch_size, tta), 0, 96)
+        keypoints = np.clip(predict_keypoints(models, images, scaling, batch_size, tta), 0, 96)
         save_arrays(run_dir / PREDICTIONS, keypoints=keypoints.astype(np.float32), image_ids=data["test_ids"])
         write_json(run_dir / TEST_METRICS, {})
         return {"test_rows": len(keypoints), "tta": tta}
 
-    probabilities = predict_probabilities(model, images, batch_size, tta)
+    probabilities = predict_probabilities(models, images, batch_size, tta)
     save_arrays(run_dir / PREDICTIONS, probabilities=probabilities, labels=probabilities.argmax(1))
     metrics = test_accuracy(probabilities.argmax(1), data["test_labels"], data["test_usage"])
     write_json(run_dir / TEST_METRICS, {**metrics, "classes": predictor["classes"], "tta": tta})

@@ -30,7 +30,8 @@ BASE = {
     "ferplus_target": "dist",   # FERPlus: the vote distribution | the majority label
     "class_weight": "none",     # none | balanced | sqrt
     "weights": "imagenet",      # vgg16_transfer's base
-    "tta": "none",              # none | flip: what predict averages over unless told otherwise
+    "tta": "none",              # none | flip | multi (10 shifted and mirrored views): predict's default
+    "ensemble": 1,              # K > 1: K runs with seeds seed .. seed+K-1, averaged when predicting
 }
 
 RECIPES = {
@@ -38,7 +39,7 @@ RECIPES = {
         "about": "the best found for 2 CPU cores within 45 minutes of training (the default)",
         "keypoints": {"model": "resnet_keypoints", "epochs": 60, "batch_size": 32, "schedule": "cosine",
                       "warmup_epochs": 2, "patience": 60, "tta": "flip"},
-        "expressions": {"model": "mini_xception", "epochs": 40, "batch_size": 64, "schedule": "cosine",
+        "expressions": {"model": "compact_vgg", "epochs": 40, "batch_size": 64, "schedule": "cosine",
                         "warmup_epochs": 2, "patience": 40, "label_smoothing": 0.1,
                         "validation": "public-test", "tta": "flip"},
     },
@@ -67,7 +68,7 @@ CHOICES = {
     "ferplus_target": ("dist", "majority"),
     "class_weight": ("none", "balanced", "sqrt"),
     "weights": ("imagenet", "none"),
-    "tta": ("none", "flip"),
+    "tta": ("none", "flip", "multi"),
 }
 PREDICT_ONLY = ("tta",)   # a prediction choice: the recipe gives predict its default, training ignores it
 KEYPOINT_ONLY = ("loss",)

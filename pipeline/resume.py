@@ -59,9 +59,9 @@ class Checkpoint(keras.callbacks.Callback):
     Must come after EarlyStopping in the callback list, so that it sees that epoch's decision.
     """
 
-    def __init__(self, folder, early_stopping, batches, request, state=None):
+    def __init__(self, folder, early_stopping, request, state=None):
         super().__init__()
-        self.folder, self.early_stopping, self.batches, self.request = folder, early_stopping, batches, request
+        self.folder, self.early_stopping, self.request = folder, early_stopping, request
         self.state = state
         self.history = dict(state["history"]) if state else {}
 

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import clean, download, predict, recipes, scale, submission, train
+from . import clean, download, ensemble, predict, recipes, scale, submission, train
 from .cache import Cache, params_hash, stage_lock
 from .errors import MissingInputError
 from .fileio import write_text
@@ -86,17 +86,37 @@ class Pipeline:
                           scale.outputs(competition, out), lambda: scale.run(competition, interim, out, **params))
 
     def train(self, competition, resume=False, recipe=recipes.DEFAULT_RECIPE, **options):
+        """Train one run, or with `ensemble` K > 1, K runs with seeds seed .. seed+K-1 and the ensemble
+        folder that averages them; `latest` then names the ensemble."""
         processed = self.layout.processed(competition)
         inputs = scale.outputs(competition, processed)
         self._require(inputs, competition, "scale", "scaled data")
         params = recipes.resolve(competition.task, options, recipe)
+        size = params.pop("ensemble")
+        members = [self._train_one(competition, {**params, "seed": params["seed"] + i}, inputs, resume)
+                   for i in range(size)]
+        if size == 1:
+            outcome = members[0]
+        else:
+            runs = [self.layout.runs(competition) / member.summary["run"] for member in members]
+            name = f"{params['model']}-x{size}-{params_hash([run.name for run in runs])}"
+            folder = self.layout.runs(competition) / name
+            member_outputs = [path for run in runs for path in train.outputs(run)]
+            outcome = self._step("train", competition, folder / "ensemble.manifest.json", member_outputs,
+                                 {**params, "ensemble": size}, ensemble.outputs(folder),
+                                 lambda: ensemble.run(competition, processed, folder, runs, params))
+            outcome.summary = {"run": name, **outcome.summary}
+        write_text(self.layout.runs(competition) / LATEST, outcome.summary["run"] + "\n")
+        return outcome
+
+    def _train_one(self, competition, params, inputs, resume):
+        processed = self.layout.processed(competition)
         name = f"{params['model']}-{params_hash({'params': params, 'inputs': self.cache.digests(inputs)})}"
         run_dir = self.layout.runs(competition) / name
         outcome = self._step("train", competition, run_dir / "train.manifest.json", inputs, params,
                              train.outputs(run_dir),
                              lambda: train.run(competition, processed, run_dir, params, echo=self.echo,
                                                resume_training=resume))
-        write_text(self.layout.runs(competition) / LATEST, name + "\n")
         outcome.summary = {"run": name, **outcome.summary}
         return outcome
 
@@ -106,14 +126,20 @@ class Pipeline:
             self._require([runs / LATEST], competition, "train", "trained model")
             run = (runs / LATEST).read_text().strip()
         run_dir = runs / run
-        self._require([run_dir / train.MODEL], competition, "train", f"trained model for run {run}")
+        self._require([run_dir / predict.PREDICTOR], competition, "train", f"trained model for run {run}")
         return run_dir
+
+    def _run_files(self, run_dir):
+        """What a run's predictions depend on: its folder's files and every member model."""
+        own = ensemble.outputs(run_dir) if ensemble.is_ensemble(run_dir) else train.outputs(run_dir)
+        models = [member / train.MODEL for member in ensemble.member_dirs(run_dir)]
+        return own + [m for m in models if m not in own]
 
     def predict(self, competition, run="latest", batch_size=256, tta=None):
         """`tta` None: the run's own (its recipe's)."""
         run_dir = self.run_dir(competition, run)
         processed = self.layout.processed(competition)
-        inputs = [*train.outputs(run_dir), *scale.outputs(competition, processed)]
+        inputs = [*self._run_files(run_dir), *scale.outputs(competition, processed)]
         self._require(inputs, competition, "train", "complete run folder")
         params = {"tta": tta}   # the batch size changes speed, not predictions: not part of the key
         outcome = self._step("predict", competition, run_dir / "predict.manifest.json", inputs, params,

@@ -50,7 +50,7 @@ def load_training_data(task, processed, params):
     x = data["train_x"]
     if task == "keypoints":
         y = data["train_y"]
-        train_rows, val_rows = split_indices(len(x), params["val_fraction"], params["seed"])
+        train_rows, val_rows = split_indices(len(x), params["val_fraction"])
         return TrainingData(x[train_rows], y[train_rows], x[val_rows], y[val_rows],
                             scaling=scale.load_scaling(processed / scale.SCALING))
 
@@ -68,13 +68,15 @@ def load_training_data(task, processed, params):
         val_labels = data["test_labels"][public]
         val_y = data["test_distribution"][public] if soft else one_hot[val_labels]
         return TrainingData(x, y, data["test_x"][public], val_y, labels, val_labels, classes=classes)
-    train_rows, val_rows = split_indices(len(x), params["val_fraction"], params["seed"], labels)
+    train_rows, val_rows = split_indices(len(x), params["val_fraction"], labels=labels)
     return TrainingData(x[train_rows], y[train_rows], x[val_rows], y[val_rows],
                         labels[train_rows], labels[val_rows], classes=classes)
 
 
-def split_indices(n, val_fraction, seed, labels=None):
-    """Train and validation row indices; stratified by `labels` when given."""
+def split_indices(n, val_fraction, seed=0, labels=None):
+    """Train and validation row indices; stratified by `labels` when given. The split does not follow
+    the training seed: runs that differ only in their seed (an ensemble's members) validate on the
+    same rows, so their scores compare and their average is judged on rows none of them saw."""
     from sklearn.model_selection import train_test_split
 
     rows = np.arange(n)
@@ -120,7 +122,7 @@ def run(competition, processed, run_dir, params, echo=print, resume_training=Fal
     with resume.stop_on_signals(echo) as stop_request:
         from .optimizers import schedule_callbacks
 
-        checkpoint = resume.Checkpoint(backup, stopping, batches, stop_request, state)
+        checkpoint = resume.Checkpoint(backup, stopping, stop_request, state)
         callbacks = [Validation(data.val_x, score, params["batch_size"]), heap.KeepBuffers(), stopping,
                      *schedule_callbacks(params, monitor, mode), checkpoint]
         _fit(model, batches, params, callbacks, state["epoch"] if state else 0)
@@ -200,8 +202,9 @@ def _fit(model, batches, params, callbacks, first_epoch):
 
 
 def final_metrics(task, model, data, params):
-    """Validation scores of the restored best weights, also with flip TTA, and the baseline's."""
-    from .predict import predict_keypoints, predict_probabilities
+    """Validation scores of the restored best weights under each test-time augmentation
+    (val_accuracy, val_accuracy_flip, val_accuracy_multi; val_rmse...), and the baseline's."""
+    from .predict import TTA_VIEWS, predict_keypoints, predict_probabilities
 
     batch_size = params["batch_size"]
     if task == "keypoints":
@@ -209,20 +212,24 @@ def final_metrics(task, model, data, params):
         present = ~np.isnan(truth)
         rmse = lambda guess: float(np.sqrt(np.mean((guess - truth)[present] ** 2)))  # noqa: E731
         means = np.nanmean(data.scaling.inverse_transform(data.train_y), axis=0)
-        return {"val_rmse": rmse(predict_keypoints(model, data.val_x, data.scaling, batch_size)),
-                "val_rmse_flip": rmse(predict_keypoints(model, data.val_x, data.scaling, batch_size, "flip")),
-                "baseline_rmse": rmse(np.broadcast_to(means, truth.shape))}
+        scores = {tta: rmse(predict_keypoints([model], data.val_x, data.scaling, batch_size, tta)) for tta in TTA_VIEWS}
+        return {**tta_keys("val_rmse", scores), "baseline_rmse": rmse(np.broadcast_to(means, truth.shape))}
     accuracy = lambda p: float(np.mean(p.argmax(1) == data.val_labels))  # noqa: E731
     majority = int(np.bincount(data.train_labels).argmax())
-    return {"val_accuracy": accuracy(predict_probabilities(model, data.val_x, batch_size)),
-            "val_accuracy_flip": accuracy(predict_probabilities(model, data.val_x, batch_size, "flip")),
-            "majority_accuracy": float(np.mean(data.val_labels == majority)), "majority_class": majority}
+    scores = {tta: accuracy(predict_probabilities([model], data.val_x, batch_size, tta)) for tta in TTA_VIEWS}
+    return {**tta_keys("val_accuracy", scores), "majority_accuracy": float(np.mean(data.val_labels == majority)),
+            "majority_class": majority}
+
+
+def tta_keys(name, scores):
+    """{"none": a, "flip": b} -> {name: a, name_flip: b}."""
+    return {name if tta == "none" else f"{name}_{tta}": value for tta, value in scores.items()}
 
 
 def _save_run(run_dir, model, history, params, metrics, task, data):
     import pandas as pd
 
-    from . import report
+    from . import devices, report
     from .predict import PREDICTOR, predictor_description
 
     frame = pd.DataFrame(history)
@@ -232,5 +239,5 @@ def _save_run(run_dir, model, history, params, metrics, task, data):
     with atomic_path(run_dir / MODEL, suffix=".keras") as tmp:
         model.save(tmp)
     write_json(run_dir / PREDICTOR, predictor_description(task, data.train_x.shape[1:], data.classes, data.scaling))
-    write_json(run_dir / PARAMS, params)
+    write_json(run_dir / PARAMS, {**params, "device": devices.describe(), "deterministic": devices.deterministic()})
     write_json(run_dir / METRICS, metrics)

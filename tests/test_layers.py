@@ -42,3 +42,22 @@ def test_strided_pointwise_gradients_are_right_for_the_shapes_that_break_onednn(
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert float(done.stdout.split()[-1]) < 1e-4
+
+
+def test_soft_argmax_of_a_sharp_peak_is_the_cells_centre_in_image_scaling():
+    from pipeline.models.layers import SpatialSoftArgmax
+
+    logits = np.full((1, 24, 24, 2), -1e4, np.float32)
+    logits[0, 5, 10, 0] = 0.0      # row 5, column 10
+    logits[0, 23, 0, 1] = 0.0
+    positions = np.asarray(SpatialSoftArgmax(96)(logits))[0]
+    pixel = lambda cell: cell * 4 + 1.5   # noqa: E731  centre of a 4-px cell, pixel centres at integers
+    np.testing.assert_allclose(positions, [pixel(10) / 48 - 1, pixel(5) / 48 - 1, pixel(0) / 48 - 1, pixel(23) / 48 - 1],
+                               atol=1e-6)
+
+
+def test_soft_argmax_of_a_flat_map_is_the_image_centre():
+    from pipeline.models.layers import SpatialSoftArgmax
+
+    positions = np.asarray(SpatialSoftArgmax(96)(np.zeros((2, 24, 24, 15), np.float32)))
+    np.testing.assert_allclose(positions, (47.5 / 48 - 1), atol=1e-6)   # pixel 47.5, the middle

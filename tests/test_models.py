@@ -106,7 +106,7 @@ def test_every_saved_model_loads_where_predict_loads_it(tmp_path):
         "from pipeline import predict\n"
         "from pipeline.models import MODELS\n"
         "root = pathlib.Path(sys.argv[1]); images = np.load(root / 'images.npz')\n"
-        "np.savez(root / 'loaded.npz', **{name: predict.load_model(root / name).predict(images[spec.task], verbose=0)\n"
+        "np.savez(root / 'loaded.npz', **{name: predict.load_models([root / name])[0].predict(images[spec.task], verbose=0)\n"
         "                                 for name, spec in MODELS.items()})\n"
     )
     result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,

@@ -58,8 +58,8 @@ class Mirror:
 
 def test_flip_tta_averages_with_the_mirrored_images():
     images = np.random.default_rng(1).random((5, 4, 4, 1), dtype=np.float32)
-    plain = predict.predict_probabilities(Mirror(), images, batch_size=2)
-    both = predict.predict_probabilities(Mirror(), images, batch_size=2, tta="flip")
+    plain = predict.predict_probabilities([Mirror()], images, batch_size=2)
+    both = predict.predict_probabilities([Mirror()], images, batch_size=2, tta="flip")
     mirrored = images[:, :, ::-1].mean(axis=(1, 3))[:, :3]
     np.testing.assert_allclose(both, (plain + mirrored) / 2, rtol=1e-6)
 
@@ -70,3 +70,40 @@ def test_test_accuracy_reports_each_usage_and_skips_unlabelled_rows():
     usage = np.array([1, 1, 2, 2, 2])
     assert predict.test_accuracy(predicted, labels, usage) == {"public_test_accuracy": 0.5,
                                                                "private_test_accuracy": 1.0}
+
+
+def test_a_shifted_view_moves_the_content_and_repeats_the_border():
+    images = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
+    moved = predict.view(images, False, 1, 0)[0, :, :, 0]
+    np.testing.assert_array_equal(moved[:, 1:], images[0, :, :3, 0])
+    np.testing.assert_array_equal(moved[:, 0], images[0, :, 0, 0])
+    down = predict.view(images, True, 0, -1)[0, :, :, 0]   # mirrored, then moved up
+    np.testing.assert_array_equal(down[:3], images[0, 1:, ::-1, 0])
+
+
+class KeypointFinder:
+    """A 'model' that finds the brightest pixel of each image and answers it as all 15 keypoints,
+    in the 'image' scaling (px / 48 - 1)."""
+
+    def predict(self, images, batch_size, verbose=0):
+        n, height, width, _ = images.shape
+        flat = images.reshape(n, -1).argmax(axis=1)
+        ys, xs = np.divmod(flat, width)
+        return np.tile(np.stack([xs / 48 - 1, ys / 48 - 1], 1), (1, 15)).astype(np.float32)
+
+
+@pytest.mark.parametrize("tta", ["none", "flip", "multi"])
+def test_every_keypoint_view_is_mapped_back_to_the_original_image(tta):
+    from pipeline.augment import flip_permutation
+    from pipeline.scale import fit_keypoint_scaling
+
+    images = np.zeros((3, 96, 96, 1), np.float32)
+    spots = [(30, 40), (60, 20), (47, 70)]   # (x, y), away from the border
+    for i, (x, y) in enumerate(spots):
+        images[i, y, x] = 1.0
+    scaling = fit_keypoint_scaling(np.zeros((1, 30)), "image")
+    keypoints = predict.predict_keypoints([KeypointFinder()], images, scaling, batch_size=2, tta=tta)
+    # A mirrored view swaps left and right columns; every column holds the same spot here.
+    assert sorted(flip_permutation()) == list(range(30))
+    np.testing.assert_allclose(keypoints[:, 0::2], np.array(spots)[:, :1].repeat(15, 1), atol=1e-4)
+    np.testing.assert_allclose(keypoints[:, 1::2], np.array(spots)[:, 1:].repeat(15, 1), atol=1e-4)

@@ -45,9 +45,15 @@ MODELS = {
     "resnet_keypoints": ModelSpec(
         "resnet_keypoints", "keypoints",
         "small residual net: coordinate channels, BN, 4 stride-2 stages, global pooling"),
+    "heatmap_keypoints": ModelSpec(
+        "heatmap_keypoints", "keypoints",
+        "residual encoder, U-Net decoder to 24x24 heatmaps, soft-argmax to coordinates"),
     "lenet7": ModelSpec(
         "lenet7", "expressions",
         "LeNet-style baseline: 3 conv/pool stages, 2 dense layers"),
+    "compact_vgg": ModelSpec(
+        "compact_vgg", "expressions",
+        "VGG-style for 2 CPU cores: 3x3 stem, double-conv stages 32-64-128 at 24/12/6 px, global pooling"),
     "mini_xception": ModelSpec(
         "mini_xception", "expressions",
         "Arriaga et al. mini-Xception: separable residual modules, ~60k weights"),

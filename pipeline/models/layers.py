@@ -34,3 +34,49 @@ def strided_pointwise(x, filters, strides, name, **conv_options):
     """
     x = layers.MaxPooling2D(1, strides=strides, padding="same", name=f"{name}_sample")(x)
     return layers.Conv2D(filters, 1, name=name, **conv_options)(x)
+
+
+@keras.saving.register_keras_serializable(package="faces")
+class SpatialSoftArgmax(layers.Layer):
+    """(n, h, w, k) heatmap logits -> (n, 2k) expected positions (x1, y1, x2, y2, ...).
+
+    Each map goes through a softmax over its h*w cells, and the position is the probability-
+    weighted mean of the cell centres (Nibali et al. 2018, DSNT; Sun et al. 2018, integral
+    regression), so a coarse map still gives sub-cell positions and the loss on coordinates trains
+    it end to end. Positions come in the pipeline's "image" keypoint scaling: pixel x of an image
+    `image_size` wide maps to x / (image_size / 2) - 1, pixel centres at integers.
+    """
+
+    def __init__(self, image_size, **kwargs):
+        super().__init__(**kwargs)
+        self.image_size = int(image_size)
+
+    def call(self, logits):
+        height, width, maps = logits.shape[1], logits.shape[2], logits.shape[3]
+        cell = self.image_size / width   # pixels per cell
+        centres_x = ((ops.arange(width, dtype="float32") + 0.5) * cell - 0.5) / (self.image_size / 2) - 1
+        centres_y = ((ops.arange(height, dtype="float32") + 0.5) * cell - 0.5) / (self.image_size / 2) - 1
+        weights = ops.softmax(ops.reshape(logits, (-1, height * width, maps)), axis=1)
+        weights = ops.reshape(weights, (-1, height, width, maps))
+        x = ops.sum(ops.sum(weights, axis=1) * centres_x[None, :, None], axis=1)   # (n, maps)
+        y = ops.sum(ops.sum(weights, axis=2) * centres_y[None, :, None], axis=1)
+        return ops.reshape(ops.stack([x, y], axis=-1), (-1, 2 * maps))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 2 * input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "image_size": self.image_size}
+
+
+@keras.saving.register_keras_serializable(package="faces")
+class PerOutputAffine(layers.Layer):
+    """y = a * x + b for each output on its own, starting as the identity: lets a head that
+    answers in the "image" scaling fit targets scaled from the data's range (--keypoint-range data)."""
+
+    def build(self, input_shape):
+        self.scale = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="scale")
+        self.offset = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="offset")
+
+    def call(self, x):
+        return x * self.scale + self.offset
