@@ -134,7 +134,9 @@ PREDICT = options(
                  help="Test-time augmentation: also predict mirrored images and average.  "
                       "[default: what the run's recipe says, flip for all three]"),
 )
-RUN = click.option("--run", "run_name", default="latest", help="Which run folder under data/runs/<slug>/ to use.")
+RUN = click.option("--run", "run_name", default="latest",
+                   help="Which run: a folder name under data/runs/<slug>/ (see `run.py runs`), latest, or best "
+                        "(by validation score).")
 
 
 def competitions_for(task, model=None):
@@ -280,6 +282,21 @@ def _print_scores(competition, metrics, written):
         score = (f"validation accuracy {metrics['val_accuracy']:.3f}, {metrics['val_accuracy_flip']:.3f} with flip TTA "
                  f"(majority class: {metrics['majority_accuracy']:.3f})")
     click.echo(f"{competition.task}: {score}; submission {written['file']}")
+
+
+@cli.command("runs")
+@TASK
+@click.pass_obj
+def runs_command(root, task):
+    """List the trained runs, best validation score first."""
+    from pipeline.paths import Layout
+    from pipeline.runs import listed, table
+
+    for competition in tasks_for(task):
+        found = listed(Layout(root).runs(competition), competition.task)
+        click.echo(f"{competition.task} ({len(found)} runs):")
+        for line in table(found, competition.task) if found else ["  none yet: python run.py train"]:
+            click.echo(line)
 
 
 @cli.command("models")

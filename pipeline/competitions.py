@@ -34,6 +34,8 @@ FERPLUS_VOTE_COLUMNS = FERPLUS_CLASSES + ("unknown", "NF")
 # FERPlus class index -> FER2013 class index (contempt has no FER2013 counterpart).
 FERPLUS_TO_FER2013 = {0: 6, 1: 3, 2: 5, 3: 4, 4: 0, 5: 1, 6: 2}
 USAGES = ("Training", "PublicTest", "PrivateTest")
+# The validation score each task is judged by, and whether higher or lower is better.
+VALIDATION_METRIC = {"keypoints": ("val_rmse", "min"), "expressions": ("val_accuracy", "max")}
 
 
 @dataclass(frozen=True)

@@ -37,19 +37,19 @@ BASE = {
 RECIPES = {
     "fast": {
         "about": "the best found for 2 CPU cores within 45 minutes of training (the default)",
-        "keypoints": {"model": "resnet_keypoints", "epochs": 60, "batch_size": 32, "schedule": "cosine",
-                      "warmup_epochs": 2, "patience": 60, "tta": "flip"},
+        "keypoints": {"model": "heatmap_keypoints", "epochs": 50, "batch_size": 32, "schedule": "cosine",
+                      "warmup_epochs": 2, "patience": 50, "tta": "flip"},
         "expressions": {"model": "compact_vgg", "epochs": 40, "batch_size": 64, "schedule": "cosine",
                         "warmup_epochs": 2, "patience": 40, "label_smoothing": 0.1,
                         "validation": "public-test", "tta": "flip"},
     },
     "best": {
         "about": "the strongest single network (Khaireddin & Chen 2021's VGG recipe); needs a GPU",
-        "keypoints": {"model": "resnet_keypoints", "epochs": 200, "batch_size": 64, "schedule": "cosine",
-                      "warmup_epochs": 5, "patience": 200, "augment": "strong", "tta": "flip"},
+        "keypoints": {"model": "heatmap_keypoints", "epochs": 200, "batch_size": 64, "schedule": "cosine",
+                      "warmup_epochs": 5, "patience": 200, "augment": "strong", "tta": "multi"},
         "expressions": {"model": "vgg", "epochs": 300, "batch_size": 64, "optimizer": "sgd", "lr": 0.01,
                         "weight_decay": 1e-4, "schedule": "plateau", "patience": 30, "augment": "strong",
-                        "validation": "public-test", "tta": "flip"},
+                        "validation": "public-test", "tta": "multi"},
     },
     "reference": {
         "about": "the published baselines as written: the Kaggle keypoints CNN, the mini-Xception paper",

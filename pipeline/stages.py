@@ -121,10 +121,18 @@ class Pipeline:
         return outcome
 
     def run_dir(self, competition, run="latest"):
+        """The folder of `run`: a run's name, "latest" (the last trained) or "best" (by validation)."""
         runs = self.layout.runs(competition)
         if run == "latest":
             self._require([runs / LATEST], competition, "train", "trained model")
             run = (runs / LATEST).read_text().strip()
+        elif run == "best":
+            from .runs import listed
+
+            ranked = listed(runs, competition.task)
+            self._require([runs / LATEST] if not ranked else [], competition, "train", "trained model")
+            run = ranked[0].name
+            self.echo(f"{competition.task}: best run by validation score: {run}")
         run_dir = runs / run
         self._require([run_dir / predict.PREDICTOR], competition, "train", f"trained model for run {run}")
         return run_dir

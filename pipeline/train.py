@@ -90,7 +90,8 @@ def run(competition, processed, run_dir, params, echo=print, resume_training=Fal
     import keras
 
     from . import devices, heap, resume
-    from .validation import MONITOR, Validation
+    from .competitions import VALIDATION_METRIC
+    from .validation import Validation
 
     keras.utils.set_random_seed(params["seed"])
     task = competition.task
@@ -113,7 +114,7 @@ def run(competition, processed, run_dir, params, echo=print, resume_training=Fal
         model = _compiled_model(task, data, params, steps_per_epoch=len(batches))
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    monitor, mode = MONITOR[task]
+    monitor, mode = VALIDATION_METRIC[task]
     stopping = keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=params["patience"],
                                              restore_best_weights=True)
     echo(f"training {params['model']} ({model.count_params():,} weights) on {len(data.train_x)} rows, "

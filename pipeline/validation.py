@@ -4,16 +4,15 @@ Keras's built-in validation runs the last partial batch as it comes and reports 
 weight penalties included. Here the validation images go through predict.predict_batches (full
 batches only) after every epoch, and the metrics are computed in numpy:
 - keypoints: val_loss (masked MSE of the scaled targets, the training loss) and val_rmse in pixels
-  over the keypoints each row has, the competition's score; early stopping watches val_rmse;
+  over the keypoints each row has, the competition's score;
 - expressions: val_loss (cross-entropy against the targets, no label smoothing) and val_accuracy
-  against the majority label; early stopping watches val_accuracy.
+  against the majority label.
+Early stopping and the plateau schedule watch competitions.VALIDATION_METRIC.
 """
 import keras
 import numpy as np
 
 from .predict import predict_batches
-
-MONITOR = {"keypoints": ("val_rmse", "min"), "expressions": ("val_accuracy", "max")}
 
 
 def keypoint_scores(predicted, targets, scaling):

@@ -33,8 +33,8 @@ def test_builds_with_documented_size(name, n_outputs):
     # REFERENCE_PARAMS is counted by hand in each module, so this checks the layout, not Keras.
     assert model.count_params() == pytest.approx(spec.reference_params, rel=0.10)
     last = model.layers[-1]
-    expected_activation = "linear" if spec.task == "keypoints" else "softmax"
-    assert last.get_config()["activation"] == expected_activation
+    expected_activation = "linear" if spec.task == "keypoints" else "softmax"   # a layer without one is linear
+    assert last.get_config().get("activation", "linear") == expected_activation
 
 
 def tiny_batch(task, n_outputs, rows=8, seed=0):
