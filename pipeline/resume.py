@@ -19,6 +19,7 @@ from .fileio import read_json, write_json
 MODEL = "model.keras"
 STATE = "state.json"
 BEST = "best_weights.npz"
+RANDOM = "random_state.npz"
 
 
 class TrainingInterrupted(PipelineError):
@@ -73,6 +74,9 @@ class Checkpoint(keras.callbacks.Callback):
             self.early_stopping.best_epoch = stopping["best_epoch"]
             with np.load(self.folder / self.state["folder"] / BEST) as best:
                 self.early_stopping.best_weights = [best[f"arr_{i}"] for i in range(len(best.files))]
+            with np.load(self.folder / self.state["folder"] / RANDOM) as saved:
+                for i, variable in enumerate(random_state(self.model)):
+                    variable.assign(saved[f"arr_{i}"])
 
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
@@ -88,6 +92,7 @@ class Checkpoint(keras.callbacks.Callback):
         epoch_folder.mkdir(parents=True, exist_ok=True)
         self.model.save(epoch_folder / MODEL)
         np.savez(epoch_folder / BEST, *(self.early_stopping.best_weights or self.model.get_weights()))
+        np.savez(epoch_folder / RANDOM, *(keras.ops.convert_to_numpy(v) for v in random_state(self.model)))
         best = self.early_stopping.best
         write_json(self.folder / STATE, {
             "epoch": epochs_done,
@@ -99,6 +104,13 @@ class Checkpoint(keras.callbacks.Callback):
         for old in self.folder.glob("epoch-*"):
             if old != epoch_folder:
                 shutil.rmtree(old, ignore_errors=True)
+
+
+def random_state(model):
+    """The model's seed-generator states (dropout, noise layers): model.keras does not save them, and
+    without them a resumed run draws other dropout masks than an unbroken one."""
+    weights = {id(w) for w in model.weights}
+    return [v for v in model.variables if id(v) not in weights]
 
 
 def load(folder):
