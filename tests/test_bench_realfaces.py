@@ -44,3 +44,37 @@ def test_score_is_kaggles_rmse_overall_and_on_upright_faces():
     submission = pd.DataFrame({"RowId": [4, 3, 2, 1], "Location": [44.0, 30.0, 20.0, 13.0]})
     scores = realfaces.score(solution, submission)
     assert scores["rmse"] == np.sqrt((9 + 16) / 4) and scores["rmse_upright"] == np.sqrt(9 / 2)
+
+
+def write_shared(folder, n=12, seed=0):
+    """A stand-in for ../shared/data: the teacher's npz and the FER2013 arrays, xz-compressed."""
+    import io
+    import lzma
+
+    rng = np.random.default_rng(seed)
+    (folder / "fer2013-keypoints").mkdir(parents=True)
+    (folder / realfaces.FER_SLUG).mkdir()
+    teacher = {"index": np.arange(n, dtype=np.int32)[::-1].copy(),
+               "keypoints": rng.uniform(10, 86, (n, 30)).astype(np.float32),
+               "keypoints_flip": rng.uniform(10, 86, (n, 30)).astype(np.float32),
+               "usage": np.array([0, 1] * (n // 2), np.int8),
+               "box_method": np.array([0, 0, 3] * (n // 3), np.int8)}
+    np.savez(folder / "fer2013-keypoints" / "fer2013-keypoints-dev.npz", **teacher)
+    arrays = io.BytesIO()
+    np.savez(arrays, pixels=rng.integers(0, 256, (n, 48, 48), dtype=np.uint8))
+    (folder / realfaces.FER_SLUG / "fer2013-arrays.npz.xz").write_bytes(lzma.compress(arrays.getvalue()))
+    return teacher
+
+
+def test_teacher_keeps_upright_faces_with_both_labellings_averaged_unless_all_faces(tmp_path):
+    teacher = write_shared(tmp_path)
+    upright = teacher["box_method"] == 0
+
+    faces, keypoints, usage, box_method, pixels48 = realfaces.load_teacher(tmp_path)
+    assert len(faces) == upright.sum() and (box_method == 0).all() and faces.shape[1:] == (96, 96)
+    np.testing.assert_allclose(keypoints, (teacher["keypoints"] + teacher["keypoints_flip"])[upright] / 2)
+    np.testing.assert_array_equal(usage, teacher["usage"][upright])
+
+    faces, keypoints, *_ = realfaces.load_teacher(tmp_path, all_faces=True)
+    assert len(faces) == len(teacher["index"])
+    np.testing.assert_array_equal(keypoints, teacher["keypoints"])
