@@ -66,9 +66,11 @@ def write_shared(folder, n=12, seed=0):
     return teacher
 
 
-def test_teacher_keeps_upright_faces_with_both_labellings_averaged_unless_all_faces(tmp_path):
+def test_teacher_keeps_upright_faces_inside_the_image_with_both_labellings_averaged_unless_all_faces(tmp_path):
     teacher = write_shared(tmp_path)
-    upright = teacher["box_method"] == 0
+    teacher["keypoints_flip"][0, 3] = -10   # its mean falls outside the image: dropped
+    np.savez(tmp_path / "fer2013-keypoints" / "fer2013-keypoints-dev.npz", **teacher)
+    upright = (teacher["box_method"] == 0) & (np.arange(len(teacher["index"])) != 0)
 
     faces, keypoints, usage, box_method, pixels48 = realfaces.load_teacher(tmp_path)
     assert len(faces) == upright.sum() and (box_method == 0).all() and faces.shape[1:] == (96, 96)

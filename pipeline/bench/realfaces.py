@@ -45,9 +45,11 @@ def load_teacher(shared, all_faces=False):
     labels = dict(np.load(Path(shared) / "fer2013-keypoints" / "fer2013-keypoints-dev.npz"))
     keypoints = labels["keypoints"]
     if not all_faces:
-        upright = labels["box_method"] == UPRIGHT_DETECTOR
-        labels = {name: values[upright] for name, values in labels.items()}
-        keypoints = (labels["keypoints"] + labels["keypoints_flip"]) / 2
+        mean = (labels["keypoints"] + labels["keypoints_flip"]) / 2
+        # The labels' own check, on the mean: every value inside the image.
+        kept = (labels["box_method"] == UPRIGHT_DETECTOR) & ((mean >= 0) & (mean < 96)).all(axis=1)
+        labels = {name: values[kept] for name, values in labels.items()}
+        keypoints = mean[kept]
     packed = (Path(shared) / FER_SLUG / "fer2013-arrays.npz.xz").read_bytes()
     fer = np.load(io.BytesIO(lzma.decompress(packed)))
     small = fer["pixels"][labels["index"]]
