@@ -68,7 +68,7 @@ def write_shared(folder, n=12, seed=0):
 
 def test_teacher_keeps_upright_faces_inside_the_image_with_both_labellings_averaged_unless_all_faces(tmp_path):
     teacher = write_shared(tmp_path)
-    teacher["keypoints_flip"][0, 3] = -10   # its mean falls outside the image: dropped
+    teacher["keypoints_flip"][0, 3] = -100  # its mean falls outside the image: dropped
     np.savez(tmp_path / "fer2013-keypoints" / "fer2013-keypoints-dev.npz", **teacher)
     upright = (teacher["box_method"] == 0) & (np.arange(len(teacher["index"])) != 0)
 
