@@ -131,8 +131,8 @@ TRAIN = options(
 )
 PREDICT = options(
     click.option("--tta", type=click.Choice(CHOICES["tta"]), default=None,
-                 help="Test-time augmentation: also predict mirrored images and average.  "
-                      "[default: what the run's recipe says, flip for all three]"),
+                 help="Test-time augmentation: none, flip (average with the mirror image) or multi (ten shifted "
+                      "and mirrored views).  [default: what the run's recipe says]"),
 )
 RUN = click.option("--run", "run_name", default="latest",
                    help="Which run: a folder name under data/runs/<slug>/ (see `run.py runs`), latest, or best "

@@ -130,7 +130,8 @@ class Pipeline:
             from .runs import listed
 
             ranked = listed(runs, competition.task)
-            self._require([runs / LATEST] if not ranked else [], competition, "train", "trained model")
+            if not ranked:
+                self._require([runs / "*" / train.METRICS], competition, "train", "trained model")
             run = ranked[0].name
             self.echo(f"{competition.task}: best run by validation score: {run}")
         run_dir = runs / run

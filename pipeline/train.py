@@ -73,7 +73,10 @@ def load_training_data(task, processed, params):
                         labels[train_rows], labels[val_rows], classes=classes)
 
 
-def split_indices(n, val_fraction, seed=0, labels=None):
+SPLIT_SEED = 0
+
+
+def split_indices(n, val_fraction, labels=None):
     """Train and validation row indices; stratified by `labels` when given. The split does not follow
     the training seed: runs that differ only in their seed (an ensemble's members) validate on the
     same rows, so their scores compare and their average is judged on rows none of them saw."""
@@ -82,7 +85,7 @@ def split_indices(n, val_fraction, seed=0, labels=None):
     rows = np.arange(n)
     counts = np.bincount(labels) if labels is not None else None
     stratify = labels if counts is not None and counts[counts > 0].min() >= 2 else None
-    return train_test_split(rows, test_size=val_fraction, random_state=seed, stratify=stratify)
+    return train_test_split(rows, test_size=val_fraction, random_state=SPLIT_SEED, stratify=stratify)
 
 
 def run(competition, processed, run_dir, params, echo=print, resume_training=False):

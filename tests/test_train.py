@@ -9,7 +9,7 @@ from pipeline.errors import PipelineError
 
 def test_validation_split_is_stratified():
     labels = np.repeat(np.arange(4), [40, 30, 20, 10])
-    _, val = train.split_indices(len(labels), 0.2, seed=0, labels=labels)
+    _, val = train.split_indices(len(labels), 0.2, labels=labels)
     assert np.bincount(labels[val]).tolist() == [8, 6, 4, 2]
 
 
