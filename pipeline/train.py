@@ -133,7 +133,7 @@ def run(competition, processed, run_dir, params, echo=print, resume_training=Fal
     seconds = time.perf_counter() - started
 
     history = checkpoint.history
-    metrics = final_metrics(task, model, data, params)
+    metrics = final_metrics(task, [model], data, params)
     metrics.update({"epochs": len(history["loss"]), "best_epoch": stopping.best_epoch + 1,
                     "train_seconds": round(seconds, 1), "parameters": int(model.count_params()),
                     "train_rows": int(len(data.train_x)), "val_rows": int(len(data.val_x)),
@@ -205,9 +205,10 @@ def _fit(model, batches, params, callbacks, first_epoch):
         raise
 
 
-def final_metrics(task, model, data, params):
-    """Validation scores of the restored best weights under each test-time augmentation
-    (val_accuracy, val_accuracy_flip, val_accuracy_multi; val_rmse...), and the baseline's."""
+def final_metrics(task, models, data, params):
+    """Validation scores of `models` (the restored best weights, or an ensemble's members, averaged)
+    under each test-time augmentation (val_accuracy, val_accuracy_flip, val_accuracy_multi;
+    val_rmse...), and the baseline's."""
     from .predict import TTA_VIEWS, predict_keypoints, predict_probabilities
 
     batch_size = params["batch_size"]
@@ -216,11 +217,11 @@ def final_metrics(task, model, data, params):
         present = ~np.isnan(truth)
         rmse = lambda guess: float(np.sqrt(np.mean((guess - truth)[present] ** 2)))  # noqa: E731
         means = np.nanmean(data.scaling.inverse_transform(data.train_y), axis=0)
-        scores = {tta: rmse(predict_keypoints([model], data.val_x, data.scaling, batch_size, tta)) for tta in TTA_VIEWS}
+        scores = {tta: rmse(predict_keypoints(models, data.val_x, data.scaling, batch_size, tta)) for tta in TTA_VIEWS}
         return {**tta_keys("val_rmse", scores), "baseline_rmse": rmse(np.broadcast_to(means, truth.shape))}
     accuracy = lambda p: float(np.mean(p.argmax(1) == data.val_labels))  # noqa: E731
     majority = int(np.bincount(data.train_labels).argmax())
-    scores = {tta: accuracy(predict_probabilities([model], data.val_x, batch_size, tta)) for tta in TTA_VIEWS}
+    scores = {tta: accuracy(predict_probabilities(models, data.val_x, batch_size, tta)) for tta in TTA_VIEWS}
     return {**tta_keys("val_accuracy", scores), "majority_accuracy": float(np.mean(data.val_labels == majority)),
             "majority_class": majority}
 
