@@ -10,6 +10,7 @@ left/right columns swapped).
 import numpy as np
 
 from . import scale
+from .errors import PipelineError
 from .fileio import load_arrays, read_json, save_arrays, write_json
 
 PREDICTOR = "predictor.json"
@@ -121,11 +122,26 @@ def run(competition, processed, run_dir, batch_size=256, tta=None):
         write_json(run_dir / TEST_METRICS, {})
         return {"test_rows": len(keypoints), "tta": tta}
 
+    _check_same_classes(run_dir, predictor["classes"], read_json(processed / scale.META)["classes"])
     probabilities = predict_probabilities(models, images, batch_size, tta)
     save_arrays(run_dir / PREDICTIONS, probabilities=probabilities, labels=probabilities.argmax(1))
     metrics = test_accuracy(probabilities.argmax(1), data["test_labels"], data["test_usage"])
     write_json(run_dir / TEST_METRICS, {**metrics, "classes": predictor["classes"], "tta": tta})
     return {"test_rows": len(probabilities), "tta": tta, **metrics}
+
+
+def _check_same_classes(run_dir, run_classes, data_classes):
+    """A FER2013 run scored against FERPlus labels (or the reverse) would report nonsense."""
+    from .competitions import FERPLUS_CLASSES
+
+    def labels(classes):
+        return "ferplus" if list(classes) == list(FERPLUS_CLASSES) else "fer2013"
+
+    if list(run_classes) != list(data_classes):
+        raise PipelineError(f"run {run_dir.name} was trained on {labels(run_classes)} labels, but the cleaned "
+                            f"data holds {labels(data_classes)} labels; run `python run.py clean --task "
+                            f"expressions --labels {labels(run_classes)}` and `scale` first, or choose "
+                            "another --run")
 
 
 def test_accuracy(predicted, labels, usage):

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from pipeline.competitions import KEYPOINTS
+from pipeline import sample
+from pipeline.competitions import EXPRESSIONS, KEYPOINTS
 from run import cli
 
 keras = pytest.importorskip("keras")
@@ -34,6 +35,23 @@ def test_a_run_predicts_with_its_own_scaling_after_a_rescale(project):
     assert (runs / "latest").read_text().strip() != first
     invoke(project, "predict", "--task", "keypoints", "--run", first, "--force")
     np.testing.assert_array_equal(np.load(predictions)["keypoints"], before)
+
+
+@pytest.mark.slow
+def test_a_fer2013_run_refuses_to_score_against_ferplus_labels(tmp_path):
+    raw = tmp_path / "data" / "raw" / EXPRESSIONS.slug
+    raw.mkdir(parents=True)
+    sample.write_sample(EXPRESSIONS, raw, seed=3, sizes=sample.SampleSizes(expressions=120))
+    invoke(tmp_path, "all", "--task", "expressions", "--epochs", "1", "--model", "compact_vgg")
+    fer2013_run = (tmp_path / "data" / "runs" / EXPRESSIONS.slug / "latest").read_text().strip()
+    invoke(tmp_path, "clean", "--task", "expressions", "--labels", "ferplus")
+    invoke(tmp_path, "scale", "--task", "expressions")
+
+    result = CliRunner().invoke(cli, ["--root", str(tmp_path), "predict", "--task", "expressions",
+                                      "--run", fer2013_run])
+    assert result.exit_code != 0
+    assert f"run {fer2013_run} was trained on fer2013 labels" in result.output
+    assert "--labels fer2013" in result.output
 
 
 def test_predict_batches_matches_one_big_batch_for_any_batch_size():
