@@ -299,6 +299,20 @@ def runs_command(root, task):
             click.echo(line)
 
 
+@cli.command("export")
+@options(TASK, RUN)
+@click.option("--format", "formats", type=click.Choice(["keras", "savedmodel", "onnx"]), multiple=True,
+              default=["keras", "savedmodel"], help="Formats to write (repeat the option for several); a .keras "
+                                                    "file is always written. onnx needs tf2onnx and onnxruntime.")
+@click.pass_obj
+def export_command(root, task, run_name, formats):
+    """Export a run for serving (exports/<slug>/<run>/): input `image` float32 NHWC in [0, 1], output
+    keypoints in pixels or class probabilities, described in metadata.json; each format is checked
+    against the Keras model."""
+    for competition in tasks_for(task):
+        report(pipeline(root).export(competition, run=run_name, formats=formats))
+
+
 @cli.command("models")
 @TASK
 def models_command(task):

@@ -23,6 +23,14 @@ class Layout:
         """One folder per training run: model, history, metrics, predictions."""
         return self.root / "data" / "runs" / competition.slug
 
+    def reports(self, competition, run):
+        """`run.py report`: index.html and its plots."""
+        return self.root / "reports" / competition.slug / run
+
+    def exports(self, competition, run):
+        """`run.py export`: the run's model for serving."""
+        return self.root / "exports" / competition.slug / run
+
     @property
     def submissions(self):
         return self.root / "submissions"

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import clean, download, ensemble, predict, recipes, scale, submission, train
+from . import clean, download, ensemble, export, predict, recipes, scale, submission, train
 from .cache import Cache, params_hash, stage_lock
 from .errors import MissingInputError
 from .fileio import write_text
@@ -166,3 +166,12 @@ class Pipeline:
         return self._step("submission", competition, run_dir / "submission.manifest.json", inputs, {},
                           outputs, lambda: submission.run(competition, interim, run_dir,
                                                           self.layout.submissions, run_dir.name))
+
+    # --- outputs for people and servers (not cached: they are quick and write outside data/) -----
+
+    def export(self, competition, run="latest", formats=("keras", "savedmodel")):
+        started = time.perf_counter()
+        run_dir = self.run_dir(competition, run)
+        summary = export.run(run_dir, self.layout.exports(competition, run_dir.name), formats)
+        return Outcome("export", competition.task, "ran", {"run": run_dir.name, **summary},
+                       time.perf_counter() - started)

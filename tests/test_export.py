@@ -1,0 +1,122 @@
+"""export: a run as one serving model (pixels or probabilities out), checked in a fresh process."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from pipeline import sample
+from pipeline.competitions import EXPRESSIONS, KEYPOINT_COLUMNS, KEYPOINTS
+from run import cli
+
+keras = pytest.importorskip("keras")
+pytest.importorskip("tensorflow")
+
+from pipeline import export, predict, scale  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+LOAD_IN_FRESH_PROCESS = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+out = serve(image=tf.constant(np.load(sys.argv[2])))
+np.save(sys.argv[3], next(iter(out.values())).numpy())
+print(json.dumps({"outputs": list(out), "inputs": [s.name for s in serve.structured_input_signature[1].values()]}))
+"""
+
+
+def invoke(root, *args):
+    result = CliRunner().invoke(cli, ["--root", str(root), *args])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result.output
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """Both competitions' tiny samples, one epoch trained on each."""
+    root = tmp_path_factory.mktemp("export")
+    sizes = sample.SampleSizes(keypoints_train=40, keypoints_test=6, expressions=120)
+    for competition in (KEYPOINTS, EXPRESSIONS):
+        raw = root / "data" / "raw" / competition.slug
+        raw.mkdir(parents=True)
+        sample.write_sample(competition, raw, seed=5, sizes=sizes)
+    invoke(root, "all", "--task", "keypoints", "--epochs", "1", "--batch-size", "8", "--model", "kaggle_cnn")
+    invoke(root, "all", "--task", "expressions", "--epochs", "1", "--batch-size", "8", "--model", "compact_vgg")
+    return root
+
+
+def run_dir(root, competition):
+    runs = root / "data" / "runs" / competition.slug
+    return runs / (runs / "latest").read_text().strip()
+
+
+def saved_model_outputs(folder, images, tmp_path):
+    np.save(tmp_path / "images.npy", images)
+    done = subprocess.run([sys.executable, "-c", LOAD_IN_FRESH_PROCESS, str(folder), str(tmp_path / "images.npy"),
+                           str(tmp_path / "out.npy")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return np.load(tmp_path / "out.npy"), json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_keypoint_export_gives_pixels_in_a_fresh_process(project, tmp_path):
+    invoke(project, "export", "--task", "keypoints")
+    trained = run_dir(project, KEYPOINTS)
+    folder = project / "exports" / KEYPOINTS.slug / trained.name
+    images = np.random.default_rng(1).random((5, 96, 96, 1), dtype=np.float32)
+
+    served, signature = saved_model_outputs(folder / "saved_model", images, tmp_path)
+    assert signature == {"outputs": ["keypoints"], "inputs": ["image"]}
+    scaling = scale.KeypointScaling.from_json(json.loads((trained / predict.PREDICTOR).read_text())["scaling"])
+    in_pixels = predict.predict_keypoints(predict.load_models([trained]), images, scaling, batch_size=5)
+    np.testing.assert_allclose(served, in_pixels, rtol=1e-5, atol=1e-4)
+    reloaded = keras.saving.load_model(folder / "model.keras")
+    np.testing.assert_allclose(reloaded.predict(images, verbose=0), served, rtol=1e-5, atol=1e-5)
+    metadata = json.loads((folder / export.METADATA).read_text())
+    assert metadata["output"]["units"] == "pixels" and metadata["output"]["columns"] == list(KEYPOINT_COLUMNS)
+    assert (folder / "saved_model" / "assets.extra" / export.METADATA).exists()
+
+
+def test_expression_export_gives_probabilities_and_names_the_classes(project, tmp_path):
+    invoke(project, "export", "--task", "expressions")
+    trained = run_dir(project, EXPRESSIONS)
+    folder = project / "exports" / EXPRESSIONS.slug / trained.name
+    images = np.random.default_rng(2).random((3, 48, 48, 1), dtype=np.float32)
+
+    served, signature = saved_model_outputs(folder / "saved_model", images, tmp_path)
+    assert signature["outputs"] == ["probabilities"]
+    expected = predict.predict_probabilities(predict.load_models([trained]), images, batch_size=3)
+    np.testing.assert_allclose(served, expected, atol=1e-5)
+    np.testing.assert_allclose(served.sum(axis=1), 1, atol=1e-5)
+    classes = json.loads((trained / predict.PREDICTOR).read_text())["classes"]
+    assert json.loads((folder / export.METADATA).read_text())["output"]["classes"] == classes
+
+
+def test_onnx_export_matches_the_keras_model(project):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    pytest.importorskip("tf2onnx")
+    invoke(project, "export", "--task", "expressions", "--format", "onnx")
+    trained = run_dir(project, EXPRESSIONS)
+    images = np.random.default_rng(3).random((4, 48, 48, 1), dtype=np.float32)
+
+    session = onnxruntime.InferenceSession(str(project / "exports" / EXPRESSIONS.slug / trained.name / "model.onnx"))
+    (onnx_out,) = session.run(None, {session.get_inputs()[0].name: images})
+    expected = predict.predict_probabilities(predict.load_models([trained]), images, batch_size=4)
+    np.testing.assert_allclose(onnx_out, expected, atol=1e-5)
+
+
+def test_an_export_that_disagrees_with_the_model_is_refused():
+    with pytest.raises(export.PipelineError, match="differs from the Keras model"):
+        export._check("SavedModel", np.array([[1.0, 2.0]]), np.array([[1.0, 2.001]]))
+    assert export._check("SavedModel", np.array([[96.0]]), np.array([[96.0 + 5e-4]])) == pytest.approx(5e-4)
+
+
+def test_onnx_without_its_converter_says_what_to_install(project, monkeypatch):
+    real = export.importlib.util.find_spec
+    monkeypatch.setattr(export.importlib.util, "find_spec", lambda name: None if name == "tf2onnx" else real(name))
+    result = CliRunner().invoke(cli, ["--root", str(project), "export", "--task", "expressions", "--format", "onnx"])
+    assert result.exit_code != 0
+    assert "needs tf2onnx" in result.output and "pip install" in result.output
