@@ -299,6 +299,16 @@ def runs_command(root, task):
             click.echo(line)
 
 
+@cli.command("report")
+@options(TASK, RUN)
+@click.pass_obj
+def report_command(root, task, run_name):
+    """Write reports/<slug>/<run>/index.html: scores against the baseline and published results,
+    learning curves, the data, and where the run fails on its validation faces."""
+    for competition in tasks_for(task):
+        report(pipeline(root).report(competition, run=run_name))
+
+
 @cli.command("export")
 @options(TASK, RUN)
 @click.option("--format", "formats", type=click.Choice(["keras", "savedmodel", "onnx"]), multiple=True,

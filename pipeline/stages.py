@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import clean, download, ensemble, export, predict, recipes, scale, submission, train
+from . import clean, download, ensemble, export, predict, recipes, report, scale, submission, train
 from .cache import Cache, params_hash, stage_lock
 from .errors import MissingInputError
 from .fileio import write_text
@@ -175,3 +175,12 @@ class Pipeline:
         summary = export.run(run_dir, self.layout.exports(competition, run_dir.name), formats)
         return Outcome("export", competition.task, "ran", {"run": run_dir.name, **summary},
                        time.perf_counter() - started)
+
+    def report(self, competition, run="latest"):
+        started = time.perf_counter()
+        run_dir = self.run_dir(competition, run)
+        processed = self.layout.processed(competition)
+        self._require(scale.outputs(competition, processed), competition, "scale", "scaled data")
+        summary = report.build(competition, run_dir, processed, self.layout.reports(competition, run_dir.name),
+                               echo=self.echo)
+        return Outcome("report", competition.task, "ran", summary, time.perf_counter() - started)

@@ -236,13 +236,13 @@ def tta_keys(name, scores):
 def _save_run(run_dir, model, history, params, metrics, task, data):
     import pandas as pd
 
-    from . import devices, report
+    from . import devices, plots
     from .predict import PREDICTOR, predictor_description
 
     frame = pd.DataFrame(history)
     frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
     write_text(run_dir / HISTORY, frame.to_csv(index=False))
-    report.plot_history(frame, run_dir / CURVE, title=params["model"])
+    plots.plot_history(frame, run_dir / CURVE, title=params["model"])
     with atomic_path(run_dir / MODEL, suffix=".keras") as tmp:
         model.save(tmp)
     write_json(run_dir / PREDICTOR, predictor_description(task, data.train_x.shape[1:], data.classes, data.scaling))

@@ -45,3 +45,24 @@ def project(tmp_path):
     raw.mkdir(parents=True)
     sample.write_sample(KEYPOINTS, raw, seed=3, sizes=sample.SampleSizes(keypoints_train=20, keypoints_test=6))
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def trained_project(tmp_path_factory):
+    """A project root where `run.py all` has trained one epoch on tiny samples of both competitions
+    (shared by the tests of the commands that use finished runs: report, export). Do not modify it."""
+    from click.testing import CliRunner
+
+    from run import cli
+
+    root = tmp_path_factory.mktemp("trained")
+    sizes = sample.SampleSizes(keypoints_train=40, keypoints_test=6, expressions=120)
+    for competition in (KEYPOINTS, EXPRESSIONS):
+        raw = root / "data" / "raw" / competition.slug
+        raw.mkdir(parents=True)
+        sample.write_sample(competition, raw, seed=5, sizes=sizes)
+    for task, model in (("keypoints", "kaggle_cnn"), ("expressions", "compact_vgg")):
+        result = CliRunner().invoke(cli, ["--root", str(root), "all", "--task", task, "--model", model,
+                                          "--epochs", "1", "--batch-size", "8"])
+        assert result.exit_code == 0, result.output + repr(result.exception)
+    return root

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from pipeline import sample
 from pipeline.competitions import EXPRESSIONS, KEYPOINT_COLUMNS, KEYPOINTS
 from run import cli
 
@@ -35,18 +34,13 @@ def invoke(root, *args):
     return result.output
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    """Both competitions' tiny samples, one epoch trained on each."""
-    root = tmp_path_factory.mktemp("export")
-    sizes = sample.SampleSizes(keypoints_train=40, keypoints_test=6, expressions=120)
-    for competition in (KEYPOINTS, EXPRESSIONS):
-        raw = root / "data" / "raw" / competition.slug
-        raw.mkdir(parents=True)
-        sample.write_sample(competition, raw, seed=5, sizes=sizes)
-    invoke(root, "all", "--task", "keypoints", "--epochs", "1", "--batch-size", "8", "--model", "kaggle_cnn")
-    invoke(root, "all", "--task", "expressions", "--epochs", "1", "--batch-size", "8", "--model", "compact_vgg")
-    return root
+@pytest.fixture
+def project(trained_project, tmp_path):
+    """The trained tiny project, copied: exporting writes into it."""
+    import shutil
+
+    shutil.copytree(trained_project, tmp_path / "project")
+    return tmp_path / "project"
 
 
 def run_dir(root, competition):
