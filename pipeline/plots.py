@@ -36,6 +36,8 @@ def plot_history(history, path, title=""):
         if f"val_{metric}" in history:
             axis.plot(history["epoch"], history[f"val_{metric}"], label=f"validation {metric}")
         axis.set_xlabel("epoch")
+        if metric == "loss":
+            axis.set_yscale("log")   # the first epochs' loss would flatten the rest
         axis.set_title(f"{title} {metric}".strip())
         axis.legend()
     figure.tight_layout()
@@ -70,7 +72,8 @@ def bars(names, values, path, title, xlabel):
     axis.barh(positions, values)
     axis.set_yticks(positions, names, fontsize=8)
     for position, value in zip(positions, values):
-        axis.text(value, position, f" {value:.3g}", va="center", fontsize=7)
+        label = f"{value:,.0f}" if float(value).is_integer() else f"{value:.3g}"
+        axis.text(value, position, f" {label}", va="center", fontsize=7)
     axis.set_title(title)
     axis.set_xlabel(xlabel)
     figure.tight_layout()
