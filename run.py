@@ -37,8 +37,10 @@ class Group(click.Group):
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=".", envvar="FACES_ROOT",
               help="Project folder holding data/ and submissions/.")
 @click.option("--verbose", is_flag=True, help="Show TensorFlow's and JAX's own log lines too.")
+@click.option("--quiet", is_flag=True, help="Only each stage's summary line (and errors): no progress lines, "
+                                            "no per-epoch lines.")
 @click.pass_context
-def cli(ctx, root, verbose):
+def cli(ctx, root, verbose, quiet):
     """Train models and make Kaggle submissions for Facial Keypoints Detection and FER2013.
 
     Each stage reads what the previous one wrote and is skipped ("cached") while its inputs and
@@ -151,7 +153,8 @@ def competitions_for(task, model=None):
 def pipeline(root, force=False):
     from pipeline.stages import Pipeline
 
-    return Pipeline(root, echo=click.echo, force=force)
+    quiet = click.get_current_context().find_root().params.get("quiet", False)
+    return Pipeline(root, echo=click.echo, force=force, progress=not quiet)
 
 
 def report(outcome):

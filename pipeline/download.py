@@ -105,14 +105,18 @@ def choose_source(competition, folder, requested):
     return "kaggle" if kaggle_api.credentials_available() else "sample"
 
 
-def run(competition, folder, source="auto", seed=0, sample_size=1.0, force=False, echo=print, from_path=None):
-    """Make sure `folder` holds the competition's raw files; return a summary dict.
+def run(competition, folder, source="auto", seed=0, sample_size=1.0, force=False, echo=print, from_path=None,
+        progress=None):
+    """Make sure `folder` holds the competition's raw files; return a summary dict. `progress`, a
+    callable or None (quiet), hears about the long steps.
 
     With `from_path`, import the user's file or folder instead (always, replacing what was there).
     """
     folder = Path(folder)
     _recover_interrupted_swap(folder)
     if from_path is not None:
+        if progress:
+            progress(f"{competition.task} download: importing {from_path}")
         return _stage_and_swap(folder, lambda staging: _import(competition, Path(from_path), staging))
     chosen = choose_source(competition, folder, source)
     current = source_of(folder) if present_layout(competition, folder) else None
@@ -126,7 +130,7 @@ def run(competition, folder, source="auto", seed=0, sample_size=1.0, force=False
         raise PipelineError(f"{folder} holds the {describe(current)}; the sample would replace it. "
                             "Use --source auto to keep it, or --force to replace it.")
 
-    return _stage_and_swap(folder, lambda staging: _fill(competition, staging, chosen, wanted_sample, echo))
+    return _stage_and_swap(folder, lambda staging: _fill(competition, staging, chosen, wanted_sample, echo, progress))
 
 
 def _stage_and_swap(folder, fill):
@@ -146,12 +150,14 @@ def _stage_and_swap(folder, fill):
             "files": [p.name for p in raw_files(folder)]}
 
 
-def _fill(competition, staging, chosen, wanted_sample, echo):
+def _fill(competition, staging, chosen, wanted_sample, echo, progress=None):
     """Download or generate the competition's files into `staging` and check they are complete."""
     if chosen == "kaggle":
         from . import kaggle_api
 
-        kaggle_api.download_competition(competition.slug, staging)
+        if progress:
+            progress(f"{competition.task} download: {competition.slug} from Kaggle")
+        kaggle_api.download_competition(competition.slug, staging, show_progress=progress is not None)
         _lift_known_files(competition, staging)
         marker = {"source": "kaggle"}
     else:

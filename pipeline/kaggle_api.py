@@ -36,7 +36,7 @@ def credentials_available() -> bool:
     return _api_key_configured() or _access_token_configured() or _oauth_login_saved()
 
 
-def download_competition(slug: str, dest: Path) -> list[Path]:
+def download_competition(slug: str, dest: Path, show_progress: bool = False) -> list[Path]:
     """Download competition `slug`'s files into the empty folder `dest` and unpack them there.
 
     Nested archives are unpacked too (see archives.extract_nested) and the downloaded bundle is
@@ -47,7 +47,7 @@ def download_competition(slug: str, dest: Path) -> list[Path]:
     bundle_folder = dest / _BUNDLE_FOLDER
     try:
         with _kaggle(slug, f"downloading {slug}") as api:
-            api.competition_download_files(slug, path=str(bundle_folder), force=True, quiet=True)
+            api.competition_download_files(slug, path=str(bundle_folder), force=True, quiet=not show_progress)
         return extract_nested(_downloaded_bundle(bundle_folder), dest)
     finally:
         shutil.rmtree(bundle_folder, ignore_errors=True)

@@ -26,11 +26,21 @@ class Outcome:
 
 
 class Pipeline:
-    def __init__(self, root, echo=print, force=False):
+    def __init__(self, root, echo=print, force=False, progress=True):
+        """`echo` says what a user must see; with `progress`, it also narrates the long steps."""
         self.layout = Layout(Path(root))
         self.cache = Cache(Path(root))
         self.echo = echo
         self.force = force
+        self.progress = echo if progress else None
+
+    def _narrated(self, message, action):
+        """`action`, preceded by a progress line when it runs (not when the cache answers)."""
+        def run():
+            if self.progress:
+                self.progress(message)
+            return action()
+        return run
 
     def _step(self, stage, competition, manifest, inputs, params, outputs, action):
         started = time.perf_counter()
@@ -64,7 +74,7 @@ class Pipeline:
         with self._lock(competition, "download"):
             summary = download.run(competition, self.layout.raw(competition), source=source, seed=seed,
                                    sample_size=sample_size, force=self.force, echo=self.echo,
-                                   from_path=from_path)
+                                   from_path=from_path, progress=self.progress)
         status = summary.pop("status")
         return Outcome("download", competition.task, status, summary, time.perf_counter() - started)
 
@@ -75,7 +85,9 @@ class Pipeline:
         params = {"skip_bad_rows": skip_bad_rows}
         params.update({"dropna": dropna} if competition.task == "keypoints" else {"labels": labels})
         return self._step("clean", competition, out / "clean.manifest.json", download.raw_files(raw), params,
-                          clean.outputs(competition, out), lambda: clean.run(competition, raw, out, **params))
+                          clean.outputs(competition, out),
+                          self._narrated(f"{competition.task} clean: parsing and checking the files in {raw}",
+                                         lambda: clean.run(competition, raw, out, **params)))
 
     def scale(self, competition, keypoint_range="image"):
         interim, out = self.layout.interim(competition), self.layout.processed(competition)
@@ -116,7 +128,7 @@ class Pipeline:
         outcome = self._step("train", competition, run_dir / "train.manifest.json", inputs, params,
                              train.outputs(run_dir),
                              lambda: train.run(competition, processed, run_dir, params, echo=self.echo,
-                                               resume_training=resume))
+                                               resume_training=resume, progress=self.progress is not None))
         outcome.summary = {"run": name, **outcome.summary}
         return outcome
 
@@ -153,7 +165,9 @@ class Pipeline:
         params = {"tta": tta}   # the batch size changes speed, not predictions: not part of the key
         outcome = self._step("predict", competition, run_dir / "predict.manifest.json", inputs, params,
                              predict.outputs(run_dir),
-                             lambda: predict.run(competition, processed, run_dir, batch_size=batch_size, tta=tta))
+                             self._narrated(f"{competition.task} predict: the test images with run {run_dir.name}",
+                                            lambda: predict.run(competition, processed, run_dir,
+                                                                batch_size=batch_size, tta=tta)))
         outcome.summary = {"run": run_dir.name, **outcome.summary}
         return outcome
 
@@ -182,5 +196,5 @@ class Pipeline:
         processed = self.layout.processed(competition)
         self._require(scale.outputs(competition, processed), competition, "scale", "scaled data")
         summary = report.build(competition, run_dir, processed, self.layout.reports(competition, run_dir.name),
-                               echo=self.echo)
+                               echo=self.progress or (lambda _: None))
         return Outcome("report", competition.task, "ran", summary, time.perf_counter() - started)

@@ -90,8 +90,9 @@ def split_indices(n, val_fraction, labels=None):
     return train_test_split(rows, test_size=val_fraction, random_state=SPLIT_SEED, stratify=stratify)
 
 
-def run(competition, processed, run_dir, params, echo=print, resume_training=False):
-    """Train per `params` (from recipes.resolve) on data/processed/<slug>/ into `run_dir`."""
+def run(competition, processed, run_dir, params, echo=print, resume_training=False, progress=True):
+    """Train per `params` (from recipes.resolve) on data/processed/<slug>/ into `run_dir`; with
+    `progress`, a line per epoch (Keras's)."""
     import keras
 
     from . import devices, heap, resume
@@ -122,8 +123,9 @@ def run(competition, processed, run_dir, params, echo=print, resume_training=Fal
     monitor, mode = VALIDATION_METRIC[task]
     stopping = keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=params["patience"],
                                              restore_best_weights=True)
-    echo(f"training {params['model']} ({model.count_params():,} weights) on {len(data.train_x)} rows, "
-         f"validating on {len(data.val_x)}, {devices.describe()}")
+    if progress:
+        echo(f"training {params['model']} ({model.count_params():,} weights) on {len(data.train_x)} rows, "
+             f"validating on {len(data.val_x)}, {devices.describe()}")
     started = time.perf_counter()
     with resume.stop_on_signals(echo) as stop_request:
         from .optimizers import schedule_callbacks
@@ -131,7 +133,7 @@ def run(competition, processed, run_dir, params, echo=print, resume_training=Fal
         checkpoint = resume.Checkpoint(backup, stopping, stop_request, state)
         callbacks = [Validation(data.val_x, score, params["batch_size"]), heap.KeepBuffers(), stopping,
                      *schedule_callbacks(params, monitor, mode), checkpoint]
-        _fit(model, batches, params, callbacks, state["epoch"] if state else 0)
+        _fit(model, batches, params, callbacks, state["epoch"] if state else 0, verbose=2 if progress else 0)
     seconds = time.perf_counter() - started
 
     history = checkpoint.history
@@ -191,12 +193,12 @@ def _compiled_model(task, data, params, steps_per_epoch):
     return model
 
 
-def _fit(model, batches, params, callbacks, first_epoch):
+def _fit(model, batches, params, callbacks, first_epoch, verbose=2):
     try:
         # Batches shuffles itself from (seed, epoch); Keras's own shuffle draws on the global RNG,
         # which a resumed run cannot replay.
         model.fit(batches, epochs=params["epochs"], shuffle=False, initial_epoch=first_epoch,
-                  callbacks=callbacks, verbose=2)
+                  callbacks=callbacks, verbose=verbose)
     except OSError as error:   # writing the epoch checkpoint: disk full, permissions
         raise explain(error, getattr(error, "filename", None) or "the run folder") from None
     except Exception as error:  # the backends raise their own types for exhausted device memory

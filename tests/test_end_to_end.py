@@ -96,3 +96,16 @@ def test_stage_without_its_input_names_the_command_to_run(tmp_path):
     assert result.exit_code == 1
     assert "run `python run.py clean --task keypoints` first" in result.output
     assert "Traceback" not in result.output
+
+
+def test_long_steps_narrate_unless_quiet(first_run, tmp_path):
+    _, output = first_run
+    for progress in ("keypoints clean: parsing", "Epoch 1/2", "expressions predict: the test images with run"):
+        assert progress in output
+
+    result = CliRunner().invoke(cli, ["--root", str(tmp_path), "--quiet", "all", "--task", "keypoints", *QUICK])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert "BUILT-IN SAMPLE" in result.output        # what a user must know is never silenced
+    assert "Epoch" not in result.output and "parsing" not in result.output
+    assert set(statuses(result.output)) == {("keypoints", stage) for stage in
+                                            ("download", "clean", "scale", "train", "predict", "submission")}
