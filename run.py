@@ -128,6 +128,8 @@ TRAIN = options(
     train_option("--ferplus-target", "FERPlus: train on the vote distribution or the majority label."),
     train_option("--class-weight", "Expressions: weight rare classes (FER2013 disgust)."),
     train_option("--weights", "vgg16_transfer: ImageNet weights (downloaded once by Keras) or untrained."),
+    train_option("--strategy", "Train on several devices: mirrored uses every GPU (or every logical CPU "
+                               "device), synchronously; --batch-size stays the global batch."),
     train_option("--ensemble", "Train this many runs, seeds --seed and up, and predict with their average.",
                  type=click.IntRange(min=1)),
 )

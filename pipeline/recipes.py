@@ -32,6 +32,7 @@ BASE = {
     "weights": "imagenet",      # vgg16_transfer's base
     "tta": "none",              # none | flip | multi (10 shifted and mirrored views): predict's default
     "ensemble": 1,              # K > 1: K runs with seeds seed .. seed+K-1, averaged when predicting
+    "strategy": "none",         # none | mirrored (all GPUs, or logical CPUs): see pipeline/distribute.py
 }
 
 RECIPES = {
@@ -69,6 +70,7 @@ CHOICES = {
     "class_weight": ("none", "balanced", "sqrt"),
     "weights": ("imagenet", "none"),
     "tta": ("none", "flip", "multi"),
+    "strategy": ("none", "mirrored"),
 }
 PREDICT_ONLY = ("tta",)   # a prediction choice: the recipe gives predict its default, training ignores it
 KEYPOINT_ONLY = ("loss",)
@@ -108,4 +110,6 @@ def resolve(task, given, recipe_name=DEFAULT_RECIPE):
     drop |= {key for key, model in MODEL_ONLY.items() if params["model"] != model}
     if params["validation"] != "split":
         drop.add("val_fraction")
+    if params["strategy"] == "none":
+        drop.add("strategy")   # absent unless used: runs trained before it existed keep their names
     return {k: v for k, v in sorted(params.items()) if k not in drop}

@@ -95,7 +95,7 @@ def run(competition, processed, run_dir, params, echo=print, resume_training=Fal
     `progress`, a line per epoch (Keras's)."""
     import keras
 
-    from . import devices, heap, resume
+    from . import devices, distribute, heap, resume
     from .competitions import VALIDATION_METRIC
     from .validation import Validation
 
@@ -106,18 +106,20 @@ def run(competition, processed, run_dir, params, echo=print, resume_training=Fal
     score = _scorer(task, data)
 
     backup = run_dir / BACKUP
-    restored = resume.load(backup) if resume_training else None
-    if restored:
-        model, state = restored
-        model.jit_compile = devices.jit_compile()
-        batches.set_epoch(state["epoch"])   # the same order and draws as an unbroken run
-        echo(f"resuming {run_dir.name} after epoch {state['epoch']}")
-    else:
-        if resume_training:
-            echo(f"nothing to resume in {backup}; training from the start")
-        resume.discard(backup)
-        state = None
-        model = _compiled_model(task, data, params, steps_per_epoch=len(batches))
+    place = distribute.placement(params.get("strategy", "none"), params["batch_size"])
+    with place.scope:   # the model's variables live on every replica
+        restored = resume.load(backup) if resume_training else None
+        if restored:
+            model, state = restored
+            model.jit_compile = devices.jit_compile()
+            batches.set_epoch(state["epoch"])   # the same order and draws as an unbroken run
+            echo(f"resuming {run_dir.name} after epoch {state['epoch']}")
+        else:
+            if resume_training:
+                echo(f"nothing to resume in {backup}; training from the start")
+            resume.discard(backup)
+            state = None
+            model = _compiled_model(task, data, params, steps_per_epoch=len(batches))
 
     run_dir.mkdir(parents=True, exist_ok=True)
     monitor, mode = VALIDATION_METRIC[task]
@@ -141,7 +143,7 @@ def run(competition, processed, run_dir, params, echo=print, resume_training=Fal
     metrics.update({"epochs": len(history["loss"]), "best_epoch": stopping.best_epoch + 1,
                     "train_seconds": round(seconds, 1), "parameters": int(model.count_params()),
                     "train_rows": int(len(data.train_x)), "val_rows": int(len(data.val_x)),
-                    "validation": params.get("validation", "split")})
+                    "validation": params.get("validation", "split"), "replicas": place.replicas})
     _save_run(run_dir, model, history, params, metrics, task, data)
     resume.discard(backup)   # model.keras holds the best weights now
     return metrics
