@@ -1,6 +1,7 @@
 """--strategy mirrored on a CPU split into two logical devices (in subprocesses: the split must come
 before TensorFlow starts)."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +28,7 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 
 SAME_STEPS_ON_ONE_AND_TWO_REPLICAS = SPLIT_CPU + """
 import json
+import os
 from pathlib import Path
 import numpy as np
 import keras
@@ -97,3 +99,18 @@ def test_a_batch_that_does_not_split_over_the_replicas_is_refused(tmp_path):
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert done.returncode != 0
     assert "--batch-size 7 does not split over 2 replicas" in done.stderr
+
+
+def test_jax_backend_trains_data_parallel_over_two_devices(tmp_path):
+    pytest.importorskip("jax")
+    raw = tmp_path / "data" / "raw" / KEYPOINTS.slug
+    raw.mkdir(parents=True)
+    sample.write_sample(KEYPOINTS, raw, seed=3, sizes=sample.SampleSizes(keypoints_train=24, keypoints_test=4))
+    env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    done = subprocess.run([sys.executable, "run.py", "--root", str(tmp_path), "--quiet", "all", "--task", "keypoints",
+                           "--model", "kaggle_cnn", "--epochs", "1", "--batch-size", "8", "--strategy", "mirrored"],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    runs = tmp_path / "data" / "runs" / KEYPOINTS.slug
+    metrics = json.loads((runs / (runs / "latest").read_text().strip() / "metrics.json").read_text())
+    assert metrics["replicas"] == 2
