@@ -41,6 +41,9 @@ def serving_model(run_dir):
     predictor = read_json(run_dir / PREDICTOR)
     task = predictor["task"]
     members = load_models(member_dirs(run_dir))
+    if len(members) > 1:
+        for index, member in enumerate(members):   # one graph needs unique names; the members share one
+            member.name = f"member{index}_{member.name}"
     image = keras.Input(tuple(predictor["input_shape"]), name="image")
     outputs = [member(image) for member in members]
     output = outputs[0] if len(outputs) == 1 else keras.layers.Average(name="ensemble_mean")(outputs)

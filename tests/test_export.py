@@ -14,6 +14,7 @@ keras = pytest.importorskip("keras")
 pytest.importorskip("tensorflow")
 
 from pipeline import export, predict, scale  # noqa: E402
+from pipeline.ensemble import member_dirs  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -114,3 +115,17 @@ def test_onnx_without_its_converter_says_what_to_install(project, monkeypatch):
     result = CliRunner().invoke(cli, ["--root", str(project), "export", "--task", "expressions", "--format", "onnx"])
     assert result.exit_code != 0
     assert "needs tf2onnx" in result.output and "pip install" in result.output
+
+
+def test_an_ensemble_exports_as_one_model_averaging_its_members(project):
+    invoke(project, "train", "--task", "expressions", "--model", "compact_vgg", "--epochs", "1", "--batch-size", "8",
+           "--ensemble", "2")
+    ensemble_dir = run_dir(project, EXPRESSIONS)
+    invoke(project, "export", "--task", "expressions", "--format", "keras")
+    images = np.random.default_rng(4).random((3, 48, 48, 1), dtype=np.float32)
+
+    exported = keras.saving.load_model(project / "exports" / EXPRESSIONS.slug / ensemble_dir.name / "model.keras")
+    members = predict.load_models(member_dirs(ensemble_dir))
+    assert len(members) == 2
+    expected = np.mean([m.predict(images, verbose=0) for m in members], axis=0)
+    np.testing.assert_allclose(exported.predict(images, verbose=0), expected, atol=1e-6)
