@@ -340,6 +340,32 @@ def models_command(task):
         click.echo(f"{name:<18} {model_task:<11} {parameters:>12,}  {summary}{used}")
 
 
+@cli.command("predict-image")
+@click.argument("paths", nargs=-1, required=True, metavar="IMAGE...", type=click.Path(path_type=Path))
+@TASK
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for the annotated copies and JSON files.  [default: predictions/images/ under --root]")
+@click.option("--keypoints-run", default="latest",
+              help="Keypoints run: a folder name under data/runs/<slug>/ (see `run.py runs`), latest, or best.")
+@click.option("--expressions-run", default="latest",
+              help="Expressions run: a folder name under data/runs/<slug>/, latest, or best.")
+@click.pass_obj
+def predict_image_command(root, paths, task, out, keypoints_run, expressions_run):
+    """Find the faces in photographs (colour or grey, any size) and predict their keypoints and expression.
+
+    Faces are found with OpenCV's Haar cascade. For each image, OUT/<name>.jpg shows each face's box,
+    keypoints and top expression, and OUT/<name>.json holds the boxes, the keypoints in the image's own
+    pixels and every class probability. A file that cannot be read is reported and skipped: the exit
+    code is 0 when at least one image was processed.
+    """
+    from pipeline import photos
+
+    chosen = {"keypoints": keypoints_run, "expressions": expressions_run}
+    predictors = {c.task: photos.load_predictor(pipeline(root).run_dir(c, chosen[c.task])) for c in tasks_for(task)}
+    photos.run(paths, out or root / photos.OUT, predictors, echo=click.echo,
+               warn=lambda line: click.echo(line, err=True))
+
+
 # --- Kaggle submissions --------------------------------------------------------------------------
 
 def upload_submission(root, competition, file, message):
