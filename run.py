@@ -130,6 +130,8 @@ TRAIN = options(
     train_option("--weights", "vgg16_transfer: ImageNet weights (downloaded once by Keras) or untrained."),
     train_option("--strategy", "Train on several devices: mirrored uses every GPU (or every logical CPU "
                                "device), synchronously; --batch-size stays the global batch."),
+    train_option("--precision", "mixed: compute in bfloat16 with float32 weights, outputs and loss "
+                                "(for GPUs with bfloat16 units)."),
     train_option("--ensemble", "Train this many runs, seeds --seed and up, and predict with their average.",
                  type=click.IntRange(min=1)),
 )

@@ -33,6 +33,7 @@ BASE = {
     "tta": "none",              # none | flip | multi (10 shifted and mirrored views): predict's default
     "ensemble": 1,              # K > 1: K runs with seeds seed .. seed+K-1, averaged when predicting
     "strategy": "none",         # none | mirrored (all GPUs, or logical CPUs): see pipeline/distribute.py
+    "precision": "float32",     # float32 | mixed (bfloat16 compute, float32 weights and outputs)
 }
 
 RECIPES = {
@@ -71,6 +72,7 @@ CHOICES = {
     "weights": ("imagenet", "none"),
     "tta": ("none", "flip", "multi"),
     "strategy": ("none", "mirrored"),
+    "precision": ("float32", "mixed"),
 }
 PREDICT_ONLY = ("tta",)   # a prediction choice: the recipe gives predict its default, training ignores it
 KEYPOINT_ONLY = ("loss",)
@@ -112,4 +114,6 @@ def resolve(task, given, recipe_name=DEFAULT_RECIPE):
         drop.add("val_fraction")
     if params["strategy"] == "none":
         drop.add("strategy")   # absent unless used: runs trained before it existed keep their names
+    if params["precision"] == "float32":
+        drop.add("precision")
     return {k: v for k, v in sorted(params.items()) if k not in drop}

@@ -44,3 +44,27 @@ def test_same_seed_same_data_same_model(tmp_path):
         results.append(metrics)
     assert results[0] == results[1]
     assert results[0]["keypoints"]["val_rmse"] != results[0]["keypoints"]["baseline_rmse"]
+
+
+@pytest.mark.slow
+def test_mixed_precision_computes_in_bfloat16_with_float32_weights_and_outputs(tmp_path):
+    keras = pytest.importorskip("keras")
+    from click.testing import CliRunner
+
+    from pipeline import sample
+    from pipeline.competitions import KEYPOINTS
+    from run import cli
+
+    raw = tmp_path / "data" / "raw" / KEYPOINTS.slug
+    raw.mkdir(parents=True)
+    sample.write_sample(KEYPOINTS, raw, seed=3, sizes=sample.SampleSizes(keypoints_train=24, keypoints_test=4))
+    result = CliRunner().invoke(cli, ["--root", str(tmp_path), "--quiet", "all", "--task", "keypoints", "--model",
+                                      "kaggle_cnn", "--epochs", "1", "--batch-size", "8", "--precision", "mixed"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    runs = tmp_path / "data" / "runs" / KEYPOINTS.slug
+    run_dir = runs / (runs / "latest").read_text().strip()
+    model = keras.saving.load_model(run_dir / "model.keras", compile=False)
+    assert {w.dtype for w in model.weights} == {"float32"}
+    assert any(layer.compute_dtype == "bfloat16" for layer in model.layers)
+    assert model.predict(np.zeros((2, 96, 96, 1), np.float32), verbose=0).dtype == np.float32
+    assert keras.config.dtype_policy().name == "float32"     # the global policy is restored
