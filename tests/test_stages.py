@@ -1,0 +1,69 @@
+"""stages.Pipeline: the cache decides whether a stage runs, progress is told only when it does,
+and runs are chosen by name, latest or best."""
+import json
+
+import pytest
+
+from pipeline import sample
+from pipeline.competitions import EXPRESSIONS, KEYPOINTS
+from pipeline.errors import MissingInputError
+from pipeline.stages import Pipeline
+
+TINY = sample.SampleSizes(keypoints_train=20, keypoints_test=4)
+
+
+def raw_keypoints(root):
+    raw = root / "data" / "raw" / KEYPOINTS.slug
+    raw.mkdir(parents=True)
+    sample.write_sample(KEYPOINTS, raw, seed=1, sizes=TINY)
+
+
+def test_a_stage_runs_then_is_cached_and_narrates_only_when_it_runs(tmp_path):
+    said = []
+    chain = Pipeline(tmp_path, echo=said.append)
+    raw_keypoints(tmp_path)
+
+    assert chain.clean(KEYPOINTS).status == "ran"
+    assert any("clean: parsing" in line for line in said)
+    said.clear()
+    assert chain.clean(KEYPOINTS).status == "cached"
+    assert said == []
+    assert chain.clean(KEYPOINTS, dropna=True).status == "ran"       # another option: runs again
+
+
+def test_quiet_pipeline_says_nothing_while_running(tmp_path):
+    said = []
+    raw_keypoints(tmp_path)
+    outcome = Pipeline(tmp_path, echo=said.append, progress=False).clean(KEYPOINTS)
+    assert outcome.status == "ran" and outcome.summary["train_rows"] == 20
+    assert said == []
+
+
+def test_a_stage_without_its_input_names_the_command_that_makes_it(tmp_path):
+    with pytest.raises(MissingInputError, match="run `python run.py clean --task expressions` first"):
+        Pipeline(tmp_path).scale(EXPRESSIONS)
+
+
+def fake_run(runs, name, val_accuracy):
+    folder = runs / name
+    folder.mkdir(parents=True)
+    (folder / "predictor.json").write_text("{}")
+    (folder / "params.json").write_text(json.dumps({"recipe": "reference", "model": name.split("-")[0]}))
+    (folder / "metrics.json").write_text(json.dumps({"val_accuracy": val_accuracy}))
+    return folder
+
+
+def test_runs_are_chosen_by_name_latest_or_best(tmp_path):
+    said = []
+    chain = Pipeline(tmp_path, echo=said.append)
+    runs = chain.layout.runs(EXPRESSIONS)
+    fake_run(runs, "vgg-aaaa", 0.61)
+    better = fake_run(runs, "compact_vgg-bbbb", 0.66)
+    (runs / "latest").write_text("vgg-aaaa\n")
+
+    assert chain.run_dir(EXPRESSIONS, "latest").name == "vgg-aaaa"
+    assert chain.run_dir(EXPRESSIONS, "best") == better
+    assert said == ["expressions: best run by validation score: compact_vgg-bbbb"]
+    assert chain.run_dir(EXPRESSIONS, "vgg-aaaa").name == "vgg-aaaa"
+    with pytest.raises(MissingInputError, match="trained model for run nope"):
+        chain.run_dir(EXPRESSIONS, "nope")
