@@ -6,9 +6,12 @@ The one module where `tf.distribute` is the point. `--strategy`:
   every logical CPU device (a CPU split in two is how the tests run it). TensorFlow:
   MirroredStrategy; JAX: keras.distribution.DataParallel.
 
-Not here yet: MultiWorkerMirroredStrategy. Keras feeds a PyDataset to tf.distribute as a generator
-dataset, which TensorFlow shards by element across workers, so each worker would see a fraction of
-the steps Keras expects; it needs an input path that shards each batch itself.
+Not here: MultiWorkerMirroredStrategy. Tried with two workers on loopback (TF 2.21, Keras 3.15): the
+input splits correctly (each worker gets its half of every global batch), but Keras's fit fails
+twice. It reads the first batch's shapes with an eager all-reduce that rejects PerReplica values
+(keras/src/backend/tensorflow/trainer.py, _maybe_symbolic_build), and with that stepped around,
+every step averages the scalar loss across workers with `strategy.reduce("MEAN", v, axis=0)`
+(reduce_per_replica, reduction "auto" hard-coded), which a scalar has no axis 0 for.
 
 `--batch-size` stays the global batch, the batch one optimizer step averages over, so a run means
 the same on one device or eight: the replicas split it. To use N devices fully, raise --batch-size
