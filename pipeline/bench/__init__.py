@@ -9,6 +9,9 @@
     python -m pipeline.bench augment
         times augmentation of a batch against one training step of the default model: the ratio
         says whether augmentation on the CPU could slow training down.
+    python -m pipeline.bench train
+        training images/s of each task's default model through run.py train's input path, on
+        pre-augmented arrays, and on JAX; prints input_efficiency (the first over the second).
     python -m pipeline.bench onednn
         the kernel gradient of a stride-2 1x1 convolution, as Conv2D(strides=2) and as the models'
         strided_pointwise, against numpy, for a few input channels and batch sizes; each case in
