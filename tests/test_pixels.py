@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.pixels import parse_pixel_strings
+from pipeline.pixels import _check_chunk, _parse_clean, parse_pixel_strings
 
 
 def reference(strings, n):
@@ -46,7 +46,7 @@ def test_missing_values_count_as_empty():
 def test_chunks_keep_row_numbers(monkeypatch):
     import pipeline.pixels as pixels
 
-    monkeypatch.setattr(pixels, "CHUNK_ROWS", 3)
+    monkeypatch.setattr(pixels, "CHUNK_VALUES", 6)   # 3 rows of 2 values a chunk
     rows = ["1 2"] * 7 + ["1 two"] + ["3 4"] * 2
     parsed = pixels.parse_pixel_strings(rows, 2)
     assert list(parsed.problems) == [7]
@@ -123,3 +123,69 @@ def test_leading_zeros_are_the_same_value(row):
 
 def test_newline_inside_a_value_string_does_not_shift_rows():
     check_against_reference(["1 2\n3", "4 5 6", "7\n\n8 9", "x\ny"], 3)
+
+
+# --- the fast path: it takes Kaggle's rows, and whatever it accepts the checker reads the same ----
+
+@settings(max_examples=200, deadline=None)
+@given(pixel_rows)
+def test_kaggle_formatted_rows_take_the_fast_path(rows):
+    strings = [" ".join(map(str, row)) for row in rows]
+    np.testing.assert_array_equal(_parse_clean(strings, 6), reference(strings, 6))
+
+
+VALID_TOKENS = ["0", "9", "10", "99", "100", "255", "00", "000"]
+ODD_TOKENS = ["256", "999", "1000", "0007", "-0", "+1", "1.0", "1e2", "٣", ""]
+
+
+@st.composite
+def nearly_kaggle_rows(draw):
+    """(rows, n): rows of n values as Kaggle writes them, some with one oddity; the fast path's edge cases."""
+    n = draw(st.integers(1, 4))
+
+    def values(count):
+        return st.lists(st.sampled_from(VALID_TOKENS), min_size=count, max_size=count)
+
+    kaggle = values(n).map(" ".join)
+    wrong_count = st.sampled_from([n - 1, n + 1]).flatmap(values).map(" ".join)
+    odd_value = st.builds(lambda tokens, odd, at: " ".join(tokens[:at] + [odd] + tokens[at + 1:]),
+                          values(n), st.sampled_from(ODD_TOKENS), st.integers(0, n - 1))
+    odd_spacing = st.builds(lambda tokens, separator, before, after: before + separator.join(tokens) + after,
+                            values(n), st.sampled_from([" ", "  ", "\t", "\r\n"]),
+                            st.sampled_from(["", " "]), st.sampled_from(["", " ", "\n"]))
+    row = st.one_of(kaggle, kaggle, kaggle, wrong_count, odd_value, odd_spacing)
+    return draw(st.lists(row, min_size=1, max_size=5)), n
+
+
+@settings(max_examples=400, deadline=None)
+@given(nearly_kaggle_rows() | st.tuples(st.lists(pixel_like, min_size=1, max_size=8), st.integers(1, 4)))
+def test_fast_path_accepts_only_what_the_checker_reads_the_same(rows_and_n):
+    strings, n = rows_and_n
+    fast = _parse_clean(strings, n)
+    if fast is not None:
+        checked = _check_chunk(strings, n, 0)
+        assert not checked.problems
+        np.testing.assert_array_equal(fast, checked.pixels)
+
+
+@pytest.mark.parametrize("rows", [["1 256"], ["999 1"], ["1000 1"], ["1", "2 3 4"], ["0007 1"], ["+1 2"], ["1 ٣"],
+                                  ["1 2\n3 4", ""]])
+def test_fast_path_leaves_what_it_cannot_read_exactly_to_the_checker(rows):
+    assert _parse_clean(rows, 2) is None
+
+
+def test_only_the_chunk_with_a_bad_row_goes_to_the_checker(monkeypatch):
+    from pipeline import pixels
+
+    checked_chunks = []
+
+    def check_chunk(strings, n_pixels, offset):
+        checked_chunks.append(offset)
+        return _check_chunk(strings, n_pixels, offset)
+
+    monkeypatch.setattr(pixels, "CHUNK_VALUES", 4)   # 2 rows of 2 values a chunk
+    monkeypatch.setattr(pixels, "_check_chunk", check_chunk)
+    parsed = pixels.parse_pixel_strings(["1 2", "3 4", "5 256", "7 8", "9 10"], 2)
+    assert checked_chunks == [2]
+    assert parsed.problems == {2: ("out of range", "256")}
+    np.testing.assert_array_equal(parsed.pixels, [[1, 2], [3, 4], [7, 8], [9, 10]])

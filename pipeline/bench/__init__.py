@@ -9,6 +9,10 @@
     python -m pipeline.bench augment
         times augmentation of a batch against one training step of the default model: the ratio
         says whether augmentation on the CPU could slow training down.
+    python -m pipeline.bench parse
+        writes full-size files in both Kaggle layouts, parses their pixel column with the tutorials'
+        per-row np.fromstring and with the clean stage's parser, checks the arrays are identical and
+        prints parse_speedup_keypoints=, parse_speedup_expressions= and peak memory.
     python -m pipeline.bench train
         training images/s of each task's default model through run.py train's input path, on
         pre-augmented arrays, and on JAX; prints input_efficiency (the first over the second).

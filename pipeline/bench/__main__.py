@@ -1,3 +1,3 @@
-from . import cli, models, onednn, realfaces, speed, throughput  # noqa: F401  the modules register their commands
+from . import cli, models, onednn, parse, realfaces, speed, throughput  # noqa: F401  the modules register their commands
 
 cli()
