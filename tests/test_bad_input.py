@@ -94,8 +94,8 @@ def assert_rejected(root, task, file, line, kind, *options):
     assert result.exit_code == 2, message
     assert isinstance(result.exception, SystemExit), result.exception   # raised as a user error, not a crash
     assert "Traceback" not in message
-    first = message.splitlines()[0]
-    assert first.startswith("Error: ") and f"{file}:" in first, message
+    errors = [line for line in message.splitlines() if line.startswith("Error: ")]   # after any progress line
+    assert errors and f"{file}:" in errors[0], message
     assert kind in message, message
     if line is not None:
         assert re.search(rf"\bline (\d+, )*{line}\b", message), message
