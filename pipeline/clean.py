@@ -278,15 +278,11 @@ def ferplus_majority(votes):
 
     Returns (label (n,) index into FERPLUS_CLASSES, distribution (n, 8) over the emotions, usable (n,)).
     A row is unusable when it has no votes or its most voted column is "unknown" or "NF" (not a face);
-    ties go to the first column in FERPlus order. The distribution leaves out emotions with a single
-    vote, as Barsoum et al. did (microsoft/FERPlus: one vote of ten is an outlier), unless nothing
-    would remain.
+    ties go to the first column in FERPlus order.
     """
     votes = np.asarray(votes, np.float64)
     winner = votes.argmax(axis=1)
     emotions = votes[:, :len(FERPLUS_CLASSES)]
-    agreed = np.where(emotions > 1, emotions, 0)
-    emotions = np.where(agreed.sum(axis=1, keepdims=True) > 0, agreed, emotions)
     total = emotions.sum(axis=1, keepdims=True)
     usable = (votes.sum(axis=1) > 0) & (winner < len(FERPLUS_CLASSES))
     distribution = np.divide(emotions, total, out=np.zeros_like(emotions), where=total > 0)

@@ -23,7 +23,7 @@ BASE = {
     "warmup_epochs": 0,
     "patience": 10,             # epochs without a better validation metric before stopping
     "augment": "standard",      # none | standard | strong (see augment.STRENGTHS)
-    "label_smoothing": 0.0,     # expressions, one-hot labels only (FERPlus vote distributions are soft)
+    "label_smoothing": 0.0,     # expressions
     "loss": "mse",              # keypoints: mse | rmse, over the targets a row has
     "validation": "split",      # split: val_fraction of Training | public-test (expressions)
     "val_fraction": 0.15,

@@ -44,7 +44,6 @@ class TrainingData:
     val_labels: np.ndarray = None
     scaling: scale.KeypointScaling = None
     classes: tuple = None
-    soft_targets: bool = False   # FERPlus vote distributions: soft already, so no label smoothing
 
 
 def load_training_data(task, processed, params):
@@ -69,11 +68,10 @@ def load_training_data(task, processed, params):
                                 "use --validation split")
         val_labels = data["test_labels"][public]
         val_y = data["test_distribution"][public] if soft else one_hot[val_labels]
-        return TrainingData(x, y, data["test_x"][public], val_y, labels, val_labels, classes=classes,
-                            soft_targets=soft)
+        return TrainingData(x, y, data["test_x"][public], val_y, labels, val_labels, classes=classes)
     train_rows, val_rows = split_indices(len(x), params["val_fraction"], labels=labels)
     return TrainingData(x[train_rows], y[train_rows], x[val_rows], y[val_rows],
-                        labels[train_rows], labels[val_rows], classes=classes, soft_targets=soft)
+                        labels[train_rows], labels[val_rows], classes=classes)
 
 
 SPLIT_SEED = 0
@@ -193,7 +191,7 @@ def _compiled_model(task, data, params, steps_per_epoch):
     if task == "keypoints":
         loss, metrics = LOSSES[params["loss"]], None
     else:
-        loss = keras.losses.CategoricalCrossentropy(label_smoothing=0.0 if data.soft_targets else params["label_smoothing"])
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=params["label_smoothing"])
         metrics = ["accuracy"]
     model.compile(optimizer=optimizers.make_optimizer(params["optimizer"], rate, params["weight_decay"]),
                   loss=loss, metrics=metrics, jit_compile=devices.jit_compile())
