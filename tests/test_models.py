@@ -47,7 +47,10 @@ def tiny_batch(task, n_outputs, rows=8, seed=0):
     return x, y
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+HEAVY = {"cliquenet", "densenet"}   # 11-13 s each on 2 cores: with the slow tests, so the quick loop stays quick
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in MODELS])
 def test_a_few_steps_reduce_the_loss(name):
     keras.utils.set_random_seed(0)
     spec = MODELS[name]

@@ -19,6 +19,7 @@ def python(code, **env):
                           cwd=ROOT, env={**environment, **env})
 
 
+@pytest.mark.slow   # a subprocess that imports TensorFlow
 def test_importing_the_pipeline_then_keras_prints_nothing_and_turns_onednn_on():
     done = python("import os, pipeline, keras, numpy as np\n"
                   "m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])\n"
