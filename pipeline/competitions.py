@@ -31,6 +31,11 @@ FLIP_PAIRS = tuple(
 FER2013_CLASSES = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
 FERPLUS_CLASSES = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")
 FERPLUS_VOTE_COLUMNS = FERPLUS_CLASSES + ("unknown", "NF")
+
+
+def label_set(classes):
+    """The --labels value that gives an expressions run these classes: "ferplus" or "fer2013"."""
+    return "ferplus" if list(classes) == list(FERPLUS_CLASSES) else "fer2013"
 # FERPlus class index -> FER2013 class index (contempt has no FER2013 counterpart).
 FERPLUS_TO_FER2013 = {0: 6, 1: 3, 2: 5, 3: 4, 4: 0, 5: 1, 6: 2}
 USAGES = ("Training", "PublicTest", "PrivateTest")

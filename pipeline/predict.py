@@ -122,7 +122,7 @@ def run(competition, processed, run_dir, batch_size=256, tta=None):
         write_json(run_dir / TEST_METRICS, {})
         return {"test_rows": len(keypoints), "tta": tta}
 
-    _check_same_classes(run_dir, predictor["classes"], read_json(processed / scale.META)["classes"])
+    check_same_labels(run_dir, processed)
     probabilities = predict_probabilities(models, images, batch_size, tta)
     save_arrays(run_dir / PREDICTIONS, probabilities=probabilities, labels=probabilities.argmax(1))
     metrics = test_accuracy(probabilities.argmax(1), data["test_labels"], data["test_usage"])
@@ -130,17 +130,17 @@ def run(competition, processed, run_dir, batch_size=256, tta=None):
     return {"test_rows": len(probabilities), "tta": tta, **metrics}
 
 
-def _check_same_classes(run_dir, run_classes, data_classes):
-    """A FER2013 run scored against FERPlus labels (or the reverse) would report nonsense."""
-    from .competitions import FERPLUS_CLASSES
+def check_same_labels(run_dir, processed):
+    """Stop when an expressions run and the processed data have different classes: a FER2013 run
+    scored against FERPlus labels (or the reverse) would report nonsense."""
+    from .competitions import label_set
 
-    def labels(classes):
-        return "ferplus" if list(classes) == list(FERPLUS_CLASSES) else "fer2013"
-
+    run_classes = read_json(run_dir / PREDICTOR)["classes"]
+    data_classes = read_json(processed / scale.META)["classes"]
     if list(run_classes) != list(data_classes):
-        raise PipelineError(f"run {run_dir.name} was trained on {labels(run_classes)} labels, but the cleaned "
-                            f"data holds {labels(data_classes)} labels; run `python run.py clean --task "
-                            f"expressions --labels {labels(run_classes)}` and `scale` first, or choose "
+        raise PipelineError(f"run {run_dir.name} was trained on {label_set(run_classes)} labels, but the cleaned "
+                            f"data holds {label_set(data_classes)} labels; run `python run.py clean --task "
+                            f"expressions --labels {label_set(run_classes)}` and `scale` first, or choose "
                             "another --run")
 
 

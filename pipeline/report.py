@@ -31,6 +31,7 @@ EXAMPLES_PER_CLASS = 8
 def build(competition, run_dir, processed, out_dir, echo=print):
     """Write the report of `run_dir` into `out_dir`; returns a summary for the stage line."""
     from . import ensemble, predict, train
+    from .competitions import label_set
     from .recipes import default
 
     params = read_json(run_dir / train.PARAMS)
@@ -40,7 +41,7 @@ def build(competition, run_dir, processed, out_dir, echo=print):
     predictor = read_json(run_dir / predict.PREDICTOR)
     task = competition.task
     if task == "expressions":
-        predict._check_same_classes(run_dir, predictor["classes"], read_json(processed / "meta.json")["classes"])
+        predict.check_same_labels(run_dir, processed)
     data = train.load_training_data(task, processed, params)
     models = predict.load_models(ensemble.member_dirs(run_dir))
     tta = default("tta", task, params["recipe"])
@@ -49,10 +50,10 @@ def build(competition, run_dir, processed, out_dir, echo=print):
     echo(f"{task}: report: learning curves")
     sections = [_learning_curves(run_dir, out_dir, params)]
     if task == "keypoints":
-        sections += _keypoints(models, data, predictor, tta, params, processed, out_dir, echo)
+        sections += _keypoints(models, data, predictor, tta, params, out_dir, echo)
         labels = "keypoints"
     else:
-        labels = "ferplus" if len(predictor["classes"]) == 8 else "fer2013"
+        labels = label_set(predictor["classes"])
         sections += _expressions(models, data, tta, params, processed, out_dir, echo)
     table = metrics_table(task, labels, metrics, test, tta)
     page = _page(f"{task}: run {run_dir.name}", params, table, sections)
@@ -98,10 +99,9 @@ def _learning_curves(run_dir, out_dir, params):
     return ("Learning curves", _image("curves.png", "training and validation loss per epoch"))
 
 
-def _keypoints(models, data, predictor, tta, params, processed, out_dir, echo):
+def _keypoints(models, data, predictor, tta, params, out_dir, echo):
     from . import plots, predict, scale
     from .competitions import KEYPOINT_NAMES
-    from .fileio import load_arrays
 
     echo("keypoints: report: predicting the validation faces")
     run_scaling = scale.KeypointScaling.from_json(predictor["scaling"])
@@ -112,7 +112,7 @@ def _keypoints(models, data, predictor, tta, params, processed, out_dir, echo):
     per_keypoint = np.sqrt(np.nanmean(squared[:, 0::2] + squared[:, 1::2], axis=0) / 2)
 
     echo("keypoints: report: plots")
-    train_y = load_arrays(processed / scale.ARRAYS)["train_y"]
+    train_y = np.concatenate([data.train_y, data.val_y])   # every row of training.csv
     has = (~np.isnan(train_y[:, 0::2])).sum(axis=0)
     plots.bars(KEYPOINT_NAMES, has, out_dir / "keypoint_counts.png", "training rows with each keypoint", "rows")
     labelled = data.scaling.inverse_transform(data.train_y[:GRID])
