@@ -15,7 +15,7 @@ from pathlib import Path
 from . import sample
 from .archives import extract_nested, is_archive
 from .errors import PipelineError
-from .fileio import explain, read_json, write_json
+from .fileio import explain, previous_folder, read_json, replace_folder, write_json
 
 SOURCE_FILE = "SOURCE.json"   # which source filled the folder; absent when the user put files there
 SAMPLE_BANNER = """\
@@ -140,7 +140,7 @@ def _stage_and_swap(folder, fill):
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         fill(staging)
-        _swap_in(staging, folder)
+        replace_folder(staging, folder)
     except OSError as error:
         raise explain(error, getattr(error, "filename", None) or staging) from None
     finally:
@@ -211,18 +211,8 @@ def _satisfies(current, chosen, wanted_sample):
 
 
 def _recover_interrupted_swap(folder):
-    """A run killed between the two renames of _swap_in leaves the previous files in .old-<name>."""
-    old = folder.parent / f".old-{folder.name}"
+    """A run killed between the two renames of fileio.replace_folder leaves the previous files aside."""
+    old = previous_folder(folder)
     if old.is_dir() and not folder.exists():
         old.rename(folder)
-
-
-def _swap_in(staging, folder):
-    """Replace `folder` by `staging` with renames; the old folder is removed only afterwards."""
-    old = folder.parent / f".old-{folder.name}"
-    shutil.rmtree(old, ignore_errors=True)
-    if folder.exists():
-        folder.rename(old)
-    staging.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
 

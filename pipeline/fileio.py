@@ -8,6 +8,7 @@ import errno
 import json
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -130,3 +131,18 @@ def load_arrays(path):
 
     with np.load(path, allow_pickle=False) as data:
         return {key: data[key] for key in data.files}
+
+
+def replace_folder(built, folder):
+    """Put the finished folder `built` in place of `folder` with renames; the old one is removed only
+    afterwards. A process killed between the renames leaves it in `previous_folder(folder)`."""
+    old = previous_folder(folder)
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
+    built.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def previous_folder(folder):
+    return folder.parent / f".old-{folder.name}"

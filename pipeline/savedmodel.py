@@ -17,6 +17,8 @@ def write(model, predictor, output_name, path, extra_files=None):
     import keras
     import tensorflow as tf
 
+    from .fileio import replace_folder
+
     if keras.config.backend() != "tensorflow":
         raise RuntimeError("a SavedModel is written with the TensorFlow backend (unset KERAS_BACKEND)")
     path = Path(path)
@@ -33,17 +35,9 @@ def write(model, predictor, output_name, path, extra_files=None):
         extra.mkdir(exist_ok=True)
         for name, source in (extra_files or {}).items():
             shutil.copyfile(source, extra / name)
-        _swap_in(building, path)
+        replace_folder(building, path)
     finally:
         shutil.rmtree(building, ignore_errors=True)
-
-
-def _swap_in(built, path):
-    old = path.with_name(f".{path.name}.old.{os.getpid()}")
-    if path.exists():
-        os.replace(path, old)
-    os.replace(built, path)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def outputs(path, images):
