@@ -57,10 +57,15 @@ def saved_model_outputs(folder, images, tmp_path):
     return np.load(tmp_path / "out.npy"), json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def exported(root, competition, *formats):
+    """`run.py export` of the latest run: (its run folder, its export folder)."""
+    invoke(root, "export", "--task", competition.task, *[option for f in formats for option in ("--format", f)])
+    trained = run_dir(root, competition)
+    return trained, root / "exports" / competition.slug / trained.name
+
+
 def test_keypoint_export_gives_pixels_in_a_fresh_process(project, tmp_path):
-    invoke(project, "export", "--task", "keypoints")
-    trained = run_dir(project, KEYPOINTS)
-    folder = project / "exports" / KEYPOINTS.slug / trained.name
+    trained, folder = exported(project, KEYPOINTS)
     images = np.random.default_rng(1).random((5, 96, 96, 1), dtype=np.float32)
 
     served, signature = saved_model_outputs(folder / "saved_model", images, tmp_path)
@@ -76,9 +81,7 @@ def test_keypoint_export_gives_pixels_in_a_fresh_process(project, tmp_path):
 
 
 def test_expression_export_gives_probabilities_and_names_the_classes(project, tmp_path):
-    invoke(project, "export", "--task", "expressions")
-    trained = run_dir(project, EXPRESSIONS)
-    folder = project / "exports" / EXPRESSIONS.slug / trained.name
+    trained, folder = exported(project, EXPRESSIONS)
     images = np.random.default_rng(2).random((3, 48, 48, 1), dtype=np.float32)
 
     served, signature = saved_model_outputs(folder / "saved_model", images, tmp_path)
@@ -93,11 +96,10 @@ def test_expression_export_gives_probabilities_and_names_the_classes(project, tm
 def test_onnx_export_matches_the_keras_model(project):
     onnxruntime = pytest.importorskip("onnxruntime")
     pytest.importorskip("tf2onnx")
-    invoke(project, "export", "--task", "expressions", "--format", "onnx")
-    trained = run_dir(project, EXPRESSIONS)
+    trained, folder = exported(project, EXPRESSIONS, "onnx")
     images = np.random.default_rng(3).random((4, 48, 48, 1), dtype=np.float32)
 
-    session = onnxruntime.InferenceSession(str(project / "exports" / EXPRESSIONS.slug / trained.name / "model.onnx"))
+    session = onnxruntime.InferenceSession(str(folder / "model.onnx"))
     (onnx_out,) = session.run(None, {session.get_inputs()[0].name: images})
     expected = predict.predict_probabilities(predict.load_models([trained]), images, batch_size=4)
     np.testing.assert_allclose(onnx_out, expected, atol=1e-5)
@@ -120,12 +122,11 @@ def test_onnx_without_its_converter_says_what_to_install(project, monkeypatch):
 def test_an_ensemble_exports_as_one_model_averaging_its_members(project):
     invoke(project, "train", "--task", "expressions", "--model", "compact_vgg", "--epochs", "1", "--batch-size", "8",
            "--ensemble", "2")
-    ensemble_dir = run_dir(project, EXPRESSIONS)
-    invoke(project, "export", "--task", "expressions", "--format", "keras")
+    ensemble_dir, folder = exported(project, EXPRESSIONS, "keras")
     images = np.random.default_rng(4).random((3, 48, 48, 1), dtype=np.float32)
 
-    exported = keras.saving.load_model(project / "exports" / EXPRESSIONS.slug / ensemble_dir.name / "model.keras")
+    averaged = keras.saving.load_model(folder / "model.keras")
     members = predict.load_models(member_dirs(ensemble_dir))
     assert len(members) == 2
     expected = np.mean([m.predict(images, verbose=0) for m in members], axis=0)
-    np.testing.assert_allclose(exported.predict(images, verbose=0), expected, atol=1e-6)
+    np.testing.assert_allclose(averaged.predict(images, verbose=0), expected, atol=1e-6)
