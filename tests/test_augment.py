@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from pipeline.augment import (AugmentConfig, Batches, augment_image_batch, augment_keypoint_batch,
+from pipeline.augment import (AugmentConfig, Batches, augment_image_batch, augment_keypoint_batch, warp_images,
                               flip_images, flip_keypoints, flip_permutation, keypoint_augmenter)
 from pipeline.competitions import KEYPOINT_COLUMNS, PARTIAL_KEYPOINTS
 
@@ -98,6 +98,34 @@ def test_a_dot_stays_under_its_keypoint_through_shift_rotation_and_zoom(seed):
     out, moved = augment_keypoint_batch(images, keypoints, np.random.default_rng(seed), config)
     for image, row in zip(out, moved):
         assert centroid(image, *row[NOSE:NOSE + 2]) == pytest.approx(row[NOSE:NOSE + 2], abs=1.0)
+
+
+def test_a_whole_pixel_shift_moves_the_image_and_repeats_the_edge():
+    image = np.random.default_rng(0).random((1, 12, 16, 1), dtype=np.float32)
+    linear, shifts = np.eye(2)[None], np.array([[3.0, -2.0]])      # 3 right, 2 up
+    out = warp_images(image, linear, shifts)[0, ..., 0]
+    expected = image[0, ..., 0][np.clip(np.arange(12) + 2, 0, 11)][:, np.clip(np.arange(16) - 3, 0, 15)]
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_rotation_and_zoom_sample_bilinearly_about_the_centre():
+    """Against exact bilinear sampling (scipy's map_coordinates, order 1, edge repeated) on a smooth
+    image: OpenCV places samples to 1/32 pixel, so values differ by at most 1/64 of a pixel step
+    along each axis."""
+    ndimage = pytest.importorskip("scipy.ndimage")
+    ys, xs = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
+    image = (0.5 + 0.25 * np.sin(xs / 5) + 0.25 * np.cos(ys / 7))[None, ..., None]
+    angle, scale, shift = np.radians(12), 1.1, np.array([4.0, -3.0])
+    linear = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    out = warp_images(image, linear[None], shift[None])[0, ..., 0]
+
+    centre = (SIZE - 1) / 2
+    source = np.linalg.inv(linear) @ np.stack([xs.ravel() - centre - shift[0], ys.ravel() - centre - shift[1]])
+    exact = ndimage.map_coordinates(image[0, ..., 0], [source[1] + centre, source[0] + centre], order=1,
+                                    mode="nearest").reshape(SIZE, SIZE)
+    step = max(np.abs(np.diff(image[0, ..., 0], axis=0)).max(), np.abs(np.diff(image[0, ..., 0], axis=1)).max())
+    assert np.abs(out - exact).max() <= 2 * step / 64 + 1e-6   # 1/64 of a step along each axis
+    assert np.abs(out - image[0, ..., 0]).max() > 10 * step   # it did move
 
 
 def test_nan_stays_nan_and_values_stay_in_range():
