@@ -149,7 +149,7 @@ def run(competition, processed, run_dir, params, echo=print, resume_training=Fal
 
 
 def _batches(task, data, params):
-    from . import augment, optimizers
+    from . import augment, devices, optimizers
 
     config = augment.STRENGTHS[params["augment"]]
     augmenter = None
@@ -163,7 +163,8 @@ def _batches(task, data, params):
         by_class = optimizers.class_weights(data.train_labels, len(data.classes), params["class_weight"])
         weights = np.array([by_class[c] for c in data.train_labels], np.float32)
     return augment.Batches(data.train_x, data.train_y, params["batch_size"], augment=augmenter,
-                           shuffle=True, seed=params["seed"], sample_weight=weights)
+                           shuffle=True, seed=params["seed"], sample_weight=weights,
+                           workers=devices.input_workers())
 
 
 def _scorer(task, data):
@@ -186,7 +187,7 @@ def _compiled_model(task, data, params, steps_per_epoch):
                             weights=params.get("weights"))
     if mixed:   # outputs, and so the loss, in float32
         output = keras.layers.Activation("linear", dtype="float32", name="float32_output")(model.outputs[0])
-        model = keras.Model(model.inputs, output, name=model.name)
+        model = keras.Model(model.input, output, name=model.name)   # one input, not a list of one
     rate = optimizers.learning_rate(params, steps_per_epoch)
     if task == "keypoints":
         loss, metrics = LOSSES[params["loss"]], None

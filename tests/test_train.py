@@ -68,3 +68,39 @@ def test_mixed_precision_computes_in_bfloat16_with_float32_weights_and_outputs(t
     assert any(layer.compute_dtype == "bfloat16" for layer in model.layers)
     assert model.predict(np.zeros((2, 96, 96, 1), np.float32), verbose=0).dtype == np.float32
     assert keras.config.dtype_policy().name == "float32"     # the global policy is restored
+
+
+def test_worker_threads_train_the_same_model_as_one_thread(monkeypatch):
+    """A GPU machine draws augmented batches with worker threads: the batches, their order and so the
+    trained weights are the same as with one thread (on the CPU, where training is deterministic)."""
+    pytest.importorskip("keras")
+    from pipeline import devices
+    from pipeline.bench import _bench_data
+
+    x, labels = _bench_data("expressions", 96, seed=1)
+    one_hot = np.eye(7, dtype=np.float32)[labels]
+    data = train.TrainingData(x, one_hot, x[:16], one_hot[:16], labels, labels[:16], classes=tuple(range(7)))
+    params = {"model": "lenet7", "augment": "strong", "class_weight": "none", "batch_size": 16, "seed": 0,
+              "epochs": 2, "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "schedule": "none",
+              "warmup_epochs": 0, "label_smoothing": 0.0}
+    weights = {}
+    for workers in (1, 3):
+        monkeypatch.setattr(devices, "input_workers", lambda: workers)
+        import keras
+
+        keras.utils.set_random_seed(0)
+        batches = train._batches("expressions", data, params)
+        assert batches.workers == workers
+        model = train._compiled_model("expressions", data, params, steps_per_epoch=len(batches))
+        train._fit(model, batches, params, [], 0, verbose=0)
+        weights[workers] = model.get_weights()
+    for one, threaded in zip(weights[1], weights[3]):
+        np.testing.assert_allclose(one, threaded, rtol=1e-6, atol=1e-7)
+
+
+def test_one_input_worker_on_the_cpu():
+    pytest.importorskip("keras")
+    from pipeline import devices
+
+    if not devices.has_gpu():
+        assert devices.input_workers() == 1
