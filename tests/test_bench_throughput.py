@@ -1,4 +1,4 @@
-"""python -m pipeline.bench train runs and prints its figures (it is timed only when run by hand)."""
+"""python -m pipeline.bench train runs and prints its figures, for both precisions (it is timed only when run by hand)."""
 import re
 
 import pytest
@@ -12,9 +12,12 @@ pytestmark = pytest.mark.slow
 
 
 def test_train_benchmark_prints_both_ways_and_the_efficiency():
-    result = CliRunner().invoke(cli, ["train", "--task", "expressions", "--rows", "128", "--epochs", "1", "--no-jax"])
+    result = CliRunner().invoke(cli, ["train", "--task", "expressions", "--rows", "128", "--epochs", "1", "--repeats", "1",
+                                      "--precision", "both", "--no-jax"])
     assert result.exit_code == 0, result.output + repr(result.exception)
-    assert re.search(r"expressions\s+compact_vgg\s+batch\s+64: input path\s+\d+ img/s, in memory\s+\d+ img/s",
-                     result.output)
-    efficiency = float(re.search(r"input_efficiency_expressions=([0-9.]+)", result.output).group(1))
-    assert efficiency > 0
+    for precision, suffix in (("float32", ""), ("mixed", "_mixed")):
+        assert re.search(rf"expressions\s+compact_vgg\s+batch\s+64 {precision}\s*: input path\s+\d+ img/s "
+                         r"\(1 worker\(s\)\), in memory\s+\d+ img/s", result.output), result.output
+        efficiency = float(re.search(rf"input_efficiency_expressions{suffix}=([0-9.]+)", result.output).group(1))
+        assert efficiency > 0
+        assert float(re.search(rf"images_per_second_expressions{suffix}=([0-9.]+)", result.output).group(1)) > 0

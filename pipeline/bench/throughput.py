@@ -1,17 +1,20 @@
-"""python -m pipeline.bench train: training images/s of each task's default model, three ways.
+"""python -m pipeline.bench train: training images/s of each task's model, three ways.
 
 1. input path: `run.py train`'s own feed, augment.Batches with the recipe's augmentation drawn per
-   batch on the CPU, as model.fit sees it;
+   batch on the CPU (by worker threads on a GPU machine), as model.fit sees it;
 2. in memory: the same batches augmented beforehand, fed to model.fit as plain arrays (the model's
    own speed: no input work at all);
-3. jax: the input path again, under KERAS_BACKEND=jax (in a process of its own).
+3. jax: the input path again, under KERAS_BACKEND=jax (in a process of its own; skipped when JAX
+   is already the backend).
 
 `input_efficiency` = (1) / (2): how close the input path keeps training to the model's own speed.
-Every figure is measured after a warm-up epoch (tracing, compilation), with the default recipe's
-batch size, on the same generated faces.
+Every figure is the median of `repeats` timings taken in turn (input path, in memory, input path,
+...), after a warm-up epoch of each (tracing, compilation), with the recipe's model and batch size,
+on the same generated faces. `--precision both` times float32 and mixed precision one after the other.
 """
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -19,16 +22,19 @@ import time
 import click
 import numpy as np
 
+from pipeline.recipes import DEFAULT_RECIPE, RECIPES
+
 from . import _bench_data, cli
 
 TASKS = ("keypoints", "expressions")
+PRECISIONS = ("float32", "mixed")
 
 
-def _setup(task, rows):
+def _setup(task, rows, recipe=DEFAULT_RECIPE, precision="float32"):
     from pipeline import scale, train
     from pipeline.recipes import resolve
 
-    params = resolve(task, {})
+    params = resolve(task, {"precision": precision}, recipe)
     x, y = _bench_data(task, rows, seed=0)
     if task == "keypoints":
         scaling = scale.KeypointScaling((0.0,) * 30, (96.0,) * 30)   # (px - 48) / 48, as _bench_data
@@ -41,60 +47,77 @@ def _setup(task, rows):
     return params, data, batches, model
 
 
-def _images_per_second(fit, images, epochs):
-    fit(1)   # warm-up: tracing and compilation
+def _seconds(fit, epochs):
     started = time.perf_counter()
     fit(epochs)
-    return images * epochs / (time.perf_counter() - started)
+    return time.perf_counter() - started
 
 
-def measure(task, rows, epochs, in_memory=True):
-    """{"input_path": images/s, "in_memory": images/s} for `task`'s default model."""
-    params, data, batches, model = _setup(task, rows)
+def measure(task, rows, epochs, in_memory=True, repeats=1, recipe=DEFAULT_RECIPE, precision="float32"):
+    """{"input_path": images/s, "in_memory": images/s, ...} for `task`'s model under `recipe`."""
+    params, data, batches, model = _setup(task, rows, recipe, precision)
     seen = len(batches) * params["batch_size"]
-    result = {"model": params["model"], "batch_size": params["batch_size"],
-              "input_path": _images_per_second(
-                  lambda n: model.fit(batches, epochs=n, shuffle=False, verbose=0), seen, epochs)}
+    ways = {"input_path": lambda n: model.fit(batches, epochs=n, shuffle=False, verbose=0)}
     if in_memory:
         drawn = [batches[i] for i in range(len(batches))]
         x, y = np.concatenate([b[0] for b in drawn]), np.concatenate([b[1] for b in drawn])
-        result["in_memory"] = _images_per_second(
-            lambda n: model.fit(x, y, batch_size=params["batch_size"], epochs=n, shuffle=False, verbose=0),
-            seen, epochs)
-    return result
+        ways["in_memory"] = lambda n: model.fit(x, y, batch_size=params["batch_size"], epochs=n,
+                                                shuffle=False, verbose=0)
+    for fit in ways.values():
+        fit(1)   # warm-up: tracing and compilation
+    times = {way: [] for way in ways}
+    for _ in range(repeats):   # in turn, so a slow spell of the machine touches every way alike
+        for way, fit in ways.items():
+            times[way].append(_seconds(fit, epochs))
+    result = {way: seen * epochs / statistics.median(seconds) for way, seconds in times.items()}
+    return {"model": params["model"], "batch_size": params["batch_size"], "workers": batches.workers, **result}
 
 
 @cli.command("train")
 @click.option("--rows", default=2048, show_default=True, help="Generated training faces per task.")
-@click.option("--epochs", default=2, show_default=True, help="Timed epochs per way (after one warm-up epoch).")
+@click.option("--epochs", default=2, show_default=True, help="Epochs per timing.")
+@click.option("--repeats", default=3, show_default=True, help="Timings per way, taken in turn; the median counts.")
 @click.option("--task", type=click.Choice(["keypoints", "expressions", "both"]), default="both", show_default=True)
-@click.option("--jax/--no-jax", "with_jax", default=True, show_default=True, help="Also time the JAX backend.")
+@click.option("--recipe", type=click.Choice(list(RECIPES)), default=DEFAULT_RECIPE, show_default=True,
+              help="Whose model, batch size and augmentation to time.")
+@click.option("--precision", type=click.Choice([*PRECISIONS, "both"]), default="float32", show_default=True)
+@click.option("--jax/--no-jax", "with_jax", default=True, show_default=True,
+              help="Also time the JAX backend's input path (in a process of its own).")
 @click.option("--json-only", is_flag=True, hidden=True)   # the JAX subprocess's way of answering
-def train_command(rows, epochs, task, with_jax, json_only):
+def train_command(rows, epochs, repeats, task, recipe, precision, with_jax, json_only):
     """Training images/s: the real input path, pre-augmented arrays, and the JAX backend."""
     import keras
 
+    from pipeline import devices
+
     tasks = TASKS if task == "both" else (task,)
+    precisions = PRECISIONS if precision == "both" else (precision,)
     if json_only:
-        click.echo(json.dumps({t: measure(t, rows, epochs, in_memory=False) for t in tasks}))
+        click.echo(json.dumps({t: measure(t, rows, epochs, False, repeats, recipe, precisions[0]) for t in tasks}))
         return
-    jax = _jax_figures(tasks, rows, epochs) if with_jax else {}
-    for name in tasks:
-        found = measure(name, rows, epochs)
-        efficiency = found["input_path"] / found["in_memory"]
-        line = (f"{name:<12} {found['model']:<18} batch {found['batch_size']:>3}: input path "
-                f"{found['input_path']:7.0f} img/s, in memory {found['in_memory']:7.0f} img/s "
-                f"({keras.config.backend()})")
-        if name in jax:
-            line += f", jax input path {jax[name]['input_path']:7.0f} img/s"
-        click.echo(line)
-        click.echo(f"input_efficiency_{name}={efficiency:.2f}")
+    with_jax = with_jax and keras.config.backend() != "jax"
+    click.echo(f"{devices.describe()}; {rows} generated faces, {epochs} epochs a timing, median of {repeats}")
+    for chosen in precisions:
+        jax = _jax_figures(tasks, rows, epochs, repeats, recipe, chosen) if with_jax else {}
+        for name in tasks:
+            found = measure(name, rows, epochs, True, repeats, recipe, chosen)
+            efficiency = found["input_path"] / found["in_memory"]
+            line = (f"{name:<12} {found['model']:<18} batch {found['batch_size']:>3} {chosen:<7}: input path "
+                    f"{found['input_path']:7.0f} img/s ({found['workers']} worker(s)), in memory "
+                    f"{found['in_memory']:7.0f} img/s ({keras.config.backend()})")
+            if name in jax:
+                line += f", jax input path {jax[name]['input_path']:7.0f} img/s"
+            click.echo(line)
+            suffix = "" if chosen == "float32" else f"_{chosen}"
+            click.echo(f"input_efficiency_{name}{suffix}={efficiency:.2f}")
+            click.echo(f"images_per_second_{name}{suffix}={found['input_path']:.0f}")
 
 
-def _jax_figures(tasks, rows, epochs):
+def _jax_figures(tasks, rows, epochs, repeats, recipe, precision):
     task = tasks[0] if len(tasks) == 1 else "both"
     done = subprocess.run([sys.executable, "-m", "pipeline.bench", "train", "--json-only", "--task", task,
-                           "--rows", str(rows), "--epochs", str(epochs)],
+                           "--rows", str(rows), "--epochs", str(epochs), "--repeats", str(repeats),
+                           "--recipe", recipe, "--precision", precision],
                           capture_output=True, text=True, env={**os.environ, "KERAS_BACKEND": "jax"})
     if done.returncode:
         click.echo(f"jax: failed ({(done.stderr.strip().splitlines() or ['?'])[-1]})", err=True)
