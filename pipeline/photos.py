@@ -101,11 +101,11 @@ def load_predictor(run_dir):
     from . import scale
     from .ensemble import member_dirs
     from .predict import PREDICTOR, load_models
-    from .recipes import default
+    from .recipes import run_tta
 
     described = read_json(run_dir / PREDICTOR)
     task = described["task"]
-    tta = default("tta", task, read_json(run_dir / "params.json")["recipe"])
+    tta = run_tta(task, read_json(run_dir / "params.json"))
     scaling = scale.KeypointScaling.from_json(described["scaling"]) if task == "keypoints" else None
     return Predictor(task, run_dir.name, int(described["input_shape"][0]), load_models(member_dirs(run_dir)),
                      tta, scaling, tuple(described.get("classes", ())))

@@ -106,12 +106,12 @@ def predict_probabilities(models, images, batch_size, tta="none"):
 
 def run(competition, processed, run_dir, batch_size=256, tta=None):
     """Predict `processed`'s test images with the run in `run_dir`; `tta` None means the run's own."""
-    from .recipes import default
+    from .recipes import run_tta
 
     from .ensemble import member_dirs
 
     predictor = read_json(run_dir / PREDICTOR)
-    tta = tta or default("tta", competition.task, read_json(run_dir / "params.json")["recipe"])
+    tta = tta or run_tta(competition.task, read_json(run_dir / "params.json"))
     models = load_models(member_dirs(run_dir))
     data = load_arrays(processed / scale.ARRAYS)
     images = data["test_x"]

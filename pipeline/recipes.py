@@ -92,6 +92,11 @@ def default(key, task, recipe_name=DEFAULT_RECIPE):
     return {**BASE, **recipe(recipe_name)[task]}[key]
 
 
+def run_tta(task, params):
+    """A trained run's own test-time augmentation: its recipe's (runs made before recipes: fast's)."""
+    return default("tta", task, params.get("recipe", DEFAULT_RECIPE))
+
+
 def resolve(task, given, recipe_name=DEFAULT_RECIPE):
     """A run's complete parameters: `given` (None = unset) over the recipe's over BASE.
 

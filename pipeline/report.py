@@ -32,7 +32,7 @@ def build(competition, run_dir, processed, out_dir, echo=print):
     """Write the report of `run_dir` into `out_dir`; returns a summary for the stage line."""
     from . import ensemble, predict, train
     from .competitions import label_set
-    from .recipes import default
+    from .recipes import run_tta
 
     params = read_json(run_dir / train.PARAMS)
     metrics = read_json(run_dir / train.METRICS)
@@ -44,7 +44,7 @@ def build(competition, run_dir, processed, out_dir, echo=print):
         predict.check_same_labels(run_dir, processed)
     data = train.load_training_data(task, processed, params)
     models = predict.load_models(ensemble.member_dirs(run_dir))
-    tta = default("tta", task, params["recipe"])
+    tta = run_tta(task, params)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     echo(f"{task}: report: learning curves")

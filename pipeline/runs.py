@@ -19,9 +19,9 @@ class Run:
 
     def score(self, task):
         """The validation score under the run's own test-time augmentation."""
-        from .recipes import default
+        from .recipes import run_tta
 
-        tta = default("tta", task, self.params.get("recipe", "fast"))
+        tta = run_tta(task, self.params)
         metric = VALIDATION_METRIC[task][0]
         return self.metrics.get(metric if tta == "none" else f"{metric}_{tta}", self.metrics[metric])
 

@@ -44,3 +44,9 @@ def test_every_recipe_sets_every_task_with_known_keys():
 def test_defaults_read_the_default_recipe():
     assert recipes.default("model", "expressions") == recipes.RECIPES[recipes.DEFAULT_RECIPE]["expressions"]["model"]
     assert recipes.default("seed", "keypoints") == recipes.BASE["seed"]
+
+
+def test_a_run_predicts_with_its_own_recipes_tta_and_old_runs_with_the_default_recipes():
+    assert recipes.run_tta("expressions", {"recipe": "best"}) == recipes.RECIPES["best"]["expressions"]["tta"]
+    assert recipes.run_tta("keypoints", {"recipe": "reference"}) == recipes.BASE["tta"]
+    assert recipes.run_tta("keypoints", {}) == recipes.default("tta", "keypoints", recipes.DEFAULT_RECIPE)
