@@ -106,9 +106,8 @@ def predict_probabilities(models, images, batch_size, tta="none"):
 
 def run(competition, processed, run_dir, batch_size=256, tta=None):
     """Predict `processed`'s test images with the run in `run_dir`; `tta` None means the run's own."""
-    from .recipes import run_tta
-
     from .ensemble import member_dirs
+    from .recipes import run_tta
 
     predictor = read_json(run_dir / PREDICTOR)
     tta = tta or run_tta(competition.task, read_json(run_dir / "params.json"))
