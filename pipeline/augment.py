@@ -11,6 +11,7 @@ sampling, so a dot drawn at a keypoint stays under it.
 
 All randomness comes from the numpy Generator passed in: the same seed gives the same batch.
 """
+import functools
 from dataclasses import dataclass
 
 import keras  # only for Batches; everything else here is numpy
@@ -111,6 +112,17 @@ def _centre(size):
     return np.array([(width - 1) / 2, (height - 1) / 2])
 
 
+@functools.cache
+def _opencv():
+    """cv2 with its own thread pool off: one face is too small to split over threads, and the pool
+    competed with the backend's (under JAX with two host devices, a collective waited past its 40 s
+    timeout and the process aborted)."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    return cv2
+
+
 def warp_images(images, linear, shifts):
     """Move each image by its affine map: out(p') = in(c + A^-1 (p' - c - shift)), sampled
     bilinearly; samples beyond the border repeat the edge pixel (no black corners to learn).
@@ -119,8 +131,7 @@ def warp_images(images, linear, shifts):
     written in numpy (64 faces of 48x48: 1.0 ms against 8.1 ms), and it releases the GIL, so worker
     threads draw batches in parallel. It places samples to 1/32 pixel (its fixed-point table), which
     moves a value by at most 1/64 of the step between neighbouring pixels along each axis."""
-    import cv2
-
+    cv2 = _opencv()
     n, height, width, channels = images.shape
     centre = _centre((height, width))
     inverse = np.linalg.inv(linear)                                                  # (n, 2, 2)
