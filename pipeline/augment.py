@@ -1,4 +1,4 @@
-"""Batch augmentation in numpy (and OpenCV for the warp), written once for every model and both backends.
+"""Batch augmentation in numpy, written once for every model and both backends.
 
 Images are (n, h, w, c) float32 in [0, 1]. Keypoints are (n, 2k) PIXEL coordinates laid out as in
 training.csv (x then y per keypoint), NaN where missing; NaN stays NaN through every transform.
@@ -11,7 +11,6 @@ sampling, so a dot drawn at a keypoint stays under it.
 
 All randomness comes from the numpy Generator passed in: the same seed gives the same batch.
 """
-import functools
 from dataclasses import dataclass
 
 import keras  # only for Batches; everything else here is numpy
@@ -112,37 +111,32 @@ def _centre(size):
     return np.array([(width - 1) / 2, (height - 1) / 2])
 
 
-@functools.cache
-def _opencv():
-    """cv2 with its own thread pool off: one face is too small to split over threads, and the pool
-    competed with the backend's (under JAX with two host devices, a collective waited past its 40 s
-    timeout and the process aborted)."""
-    import cv2
-
-    cv2.setNumThreads(1)
-    return cv2
-
-
 def warp_images(images, linear, shifts):
     """Move each image by its affine map: out(p') = in(c + A^-1 (p' - c - shift)), sampled
-    bilinearly; samples beyond the border repeat the edge pixel (no black corners to learn).
-
-    OpenCV's warpAffine does the sampling, image by image: 8x faster than the same bilinear sampling
-    written in numpy (64 faces of 48x48: 1.0 ms against 8.1 ms), and it releases the GIL, so worker
-    threads draw batches in parallel. It places samples to 1/32 pixel (its fixed-point table), which
-    moves a value by at most 1/64 of the step between neighbouring pixels along each axis."""
-    cv2 = _opencv()
+    bilinearly; samples beyond the border repeat the edge pixel (no black corners to learn)."""
     n, height, width, channels = images.shape
     centre = _centre((height, width))
-    inverse = np.linalg.inv(linear)                                                  # (n, 2, 2)
-    offset = centre - np.einsum("nij,nj->ni", inverse, centre + shifts)              # (n, 2)
-    maps = np.concatenate([inverse, offset[..., None]], axis=2)                      # (n, 2, 3): out -> in
-    images = np.ascontiguousarray(images, np.float32)
-    out = np.empty_like(images)
-    for i in range(n):
-        out[i] = cv2.warpAffine(images[i], maps[i], (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                borderMode=cv2.BORDER_REPLICATE).reshape(height, width, channels)
-    return out
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    gx, gy = xs.ravel() - np.float32(centre[0]), ys.ravel() - np.float32(centre[1])   # (hw,)
+    inverse = np.linalg.inv(linear).astype(np.float32)                             # (n, 2, 2)
+    offset = (centre - np.einsum("nij,nj->ni", inverse, shifts)).astype(np.float32)  # (n, 2)
+    # Written out per coordinate: broadcasting (n, 1) x (hw,) is ~10x faster than an einsum.
+    sx = inverse[:, 0, :1] * gx + inverse[:, 0, 1:] * gy + offset[:, :1]          # (n, hw)
+    sy = inverse[:, 1, :1] * gx + inverse[:, 1, 1:] * gy + offset[:, 1:]
+
+    x0, y0 = np.floor(sx), np.floor(sy)
+    wx, wy = (sx - x0)[..., None], (sy - y0)[..., None]
+    x0, y0 = x0.astype(np.intp), y0.astype(np.intp)
+    left, right = np.clip(x0, 0, width - 1), np.clip(x0 + 1, 0, width - 1)
+    top, bottom = np.clip(y0, 0, height - 1) * width, np.clip(y0 + 1, 0, height - 1) * width
+    flat = images.reshape(n, height * width, channels)
+
+    def pixel(row, column):
+        return np.take_along_axis(flat, (row + column)[..., None], axis=1)       # (n, hw, c)
+
+    upper = pixel(top, left) * (1 - wx) + pixel(top, right) * wx
+    lower = pixel(bottom, left) * (1 - wx) + pixel(bottom, right) * wx
+    return (upper * (1 - wy) + lower * wy).reshape(images.shape).astype(np.float32)
 
 
 def move_keypoints(keypoints_px, linear, shifts, size, flips, columns=KEYPOINT_COLUMNS):

@@ -109,9 +109,8 @@ def test_a_whole_pixel_shift_moves_the_image_and_repeats_the_edge():
 
 
 def test_rotation_and_zoom_sample_bilinearly_about_the_centre():
-    """Against exact bilinear sampling (scipy's map_coordinates, order 1, edge repeated) on a smooth
-    image: OpenCV places samples to 1/32 pixel, so values differ by at most 1/64 of a pixel step
-    along each axis."""
+    """Against scipy's bilinear sampling (map_coordinates, order 1, edge repeated) on a smooth image;
+    the bound leaves room for a warp that places samples to 1/32 pixel (as OpenCV's does)."""
     ndimage = pytest.importorskip("scipy.ndimage")
     ys, xs = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
     image = (0.5 + 0.25 * np.sin(xs / 5) + 0.25 * np.cos(ys / 7))[None, ..., None]
