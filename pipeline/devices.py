@@ -42,9 +42,9 @@ def jit_compile():
 def input_workers():
     """Threads that draw augmented training batches ahead of the model. On a GPU the CPU's
     augmentation is what the model waits for (numpy's array operations release the GIL, so threads
-    add up: 1.5x on 2 threads): on an H200 with 16 cores, 8 threads fed 12,900 faces/s of 48x48 (with
-    an OpenCV warp since reverted), 40% of what the GPU took from pre-augmented arrays. On the CPU the model needs the cores itself: 2 or 3 threads were no faster
-    than 1 on 2 cores (compact_vgg, 4,096 faces)."""
+    add up: 1.5x on 2 threads): on an H200 with 16 cores, 8 threads fed 12,900 faces/s of 48x48
+    (with an OpenCV warp since reverted), 40% of what the GPU took from pre-augmented arrays. On the
+    CPU the model needs the cores itself: 2 or 3 threads were no faster than 1 on 2 cores."""
     return min(8, os.cpu_count() or 1) if has_gpu() else 1
 
 

@@ -73,7 +73,7 @@ def test_mixed_precision_computes_in_bfloat16_with_float32_weights_and_outputs(t
 def test_worker_threads_train_the_same_model_as_one_thread(monkeypatch):
     """A GPU machine draws augmented batches with worker threads: the batches, their order and so the
     trained weights are the same as with one thread (on the CPU, where training is deterministic)."""
-    pytest.importorskip("keras")
+    keras = pytest.importorskip("keras")
     from pipeline import devices
     from pipeline.bench import _bench_data
 
@@ -86,8 +86,6 @@ def test_worker_threads_train_the_same_model_as_one_thread(monkeypatch):
     weights = {}
     for workers in (1, 3):
         monkeypatch.setattr(devices, "input_workers", lambda: workers)
-        import keras
-
         keras.utils.set_random_seed(0)
         batches = train._batches("expressions", data, params)
         assert batches.workers == workers
