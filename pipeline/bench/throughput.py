@@ -55,14 +55,19 @@ def _seconds(fit, epochs):
 
 def measure(task, rows, epochs, in_memory=True, repeats=1, recipe=DEFAULT_RECIPE, precision="float32"):
     """{"input_path": images/s, "in_memory": images/s, ...} for `task`'s model under `recipe`."""
+    from pipeline import heap
+
     params, data, batches, model = _setup(task, rows, recipe, precision)
     seen = len(batches) * params["batch_size"]
-    ways = {"input_path": lambda n: model.fit(batches, epochs=n, shuffle=False, verbose=0)}
+    # Both ways with run.py train's KeepBuffers: without it, once tf.data's generator has run, every
+    # later fit in this process (the in-memory one too) pays a page fault per fresh buffer.
+    callbacks = [heap.KeepBuffers()]
+    ways = {"input_path": lambda n: model.fit(batches, epochs=n, shuffle=False, verbose=0, callbacks=callbacks)}
     if in_memory:
         drawn = [batches[i] for i in range(len(batches))]
         x, y = np.concatenate([b[0] for b in drawn]), np.concatenate([b[1] for b in drawn])
         ways["in_memory"] = lambda n: model.fit(x, y, batch_size=params["batch_size"], epochs=n,
-                                                shuffle=False, verbose=0)
+                                                shuffle=False, verbose=0, callbacks=callbacks)
     for fit in ways.values():
         fit(1)   # warm-up: tracing and compilation
     times = {way: [] for way in ways}
