@@ -210,7 +210,7 @@ def clean_command(root, task, dropna, labels, skip_bad_rows, force):
 @options(TASK, SCALE, FORCE)
 @click.pass_obj
 def scale_command(root, task, keypoint_range, force):
-    """Scale pixels to [0, 1] and keypoints to [-1, 1] with a saved scaler (data/processed/<slug>/)."""
+    """Scale keypoints to [-1, 1] with a saved scaler; images stay bytes until a batch (data/processed/<slug>/)."""
     for competition in tasks_for(task):
         report(pipeline(root, force).scale(competition, keypoint_range=keypoint_range))
 

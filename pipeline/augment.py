@@ -17,6 +17,7 @@ import keras  # only for Batches; everything else here is numpy
 import numpy as np
 
 from pipeline.competitions import FLIP_PAIRS, KEYPOINT_COLUMNS
+from pipeline.scale import to_unit
 
 
 @dataclass(frozen=True)
@@ -256,7 +257,9 @@ class Batches(keras.utils.PyDataset):
     has one shape: the step function is traced once, BatchNorm never sees a batch of one, and no
     kernel meets an odd leftover size. An epoch still shows every row at least once.
 
-    `augment(x, y, rng) -> (x, y)` is applied to each batch when given (training only). The order
+    uint8 images (as the scale stage stores them) become float32 in [0, 1] batch by batch, so the
+    training set stays in memory as bytes. `augment(x, y, rng) -> (x, y)` is then applied to each
+    batch when given (training only). The order
     and every random draw depend only on (seed, epoch, batch index), so a run is reproducible, also
     with worker threads. Extra keyword arguments (workers, ...) go to keras.utils.PyDataset.
     """
@@ -287,7 +290,7 @@ class Batches(keras.utils.PyDataset):
     def __getitem__(self, index):
         positions = (index * self.batch_size + np.arange(self.batch_size)) % len(self.x)
         rows = self._order[positions]
-        x = self.x[rows]
+        x = to_unit(self.x[rows])   # uint8 images become float32 here, one batch at a time
         y = None if self.y is None else self.y[rows]
         if self.augment is not None:
             rng = np.random.default_rng([self.seed, self.epoch, _AUGMENT, index])

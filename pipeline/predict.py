@@ -41,13 +41,15 @@ def load_models(run_dirs):
 
 
 def predict_batches(model, images, batch_size):
-    """Model outputs for (n, h, w, c) images as float32, run in batches of exactly `batch_size`.
+    """Model outputs for (n, h, w, c) images (uint8, or float32 in [0, 1]) as float32, run in batches
+    of exactly `batch_size`.
 
     The last partial batch is padded with copies of its final image and the copies' outputs dropped:
     every call sees one input shape, so the prediction function is traced once and no kernel meets
     an odd leftover batch size (see pipeline/models/layers.py on oneDNN). Inference mode makes each
     image's output independent of its batch-mates.
     """
+    images = scale.to_unit(images)
     n = len(images)
     full = n - n % batch_size
     parts = []

@@ -220,3 +220,12 @@ def test_batches_augment_only_when_asked():
     assert np.all(augmented[0][0] == 1)
     augmented[0]
     assert calls[0] == calls[1]   # the same batch of the same epoch draws the same numbers
+
+
+def test_batches_turn_uint8_images_into_unit_floats_one_batch_at_a_time():
+    pixels = np.random.default_rng(0).integers(0, 256, (10, 4, 4, 1), dtype=np.uint8)
+    batches = Batches(pixels, np.arange(10), batch_size=4, shuffle=False)
+    x, y = batches[1]
+    assert x.dtype == np.float32
+    np.testing.assert_array_equal(x, pixels[4:8].astype(np.float32) / 255)
+    np.testing.assert_array_equal(y, np.arange(4, 8))

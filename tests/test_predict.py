@@ -125,3 +125,13 @@ def test_every_keypoint_view_is_mapped_back_to_the_original_image(tta):
     assert sorted(flip_permutation()) == list(range(30))
     np.testing.assert_allclose(keypoints[:, 0::2], np.array(spots)[:, :1].repeat(15, 1), atol=1e-4)
     np.testing.assert_allclose(keypoints[:, 1::2], np.array(spots)[:, 1:].repeat(15, 1), atol=1e-4)
+
+
+def test_uint8_images_predict_as_their_float_scaling():
+    """The scale stage stores images as bytes; the model sees them divided by 255, TTA views included."""
+    pixels = np.random.default_rng(2).integers(0, 256, (7, 4, 4, 1), dtype=np.uint8)
+    unit = pixels.astype(np.float32) / 255
+    for tta in ("none", "multi"):
+        np.testing.assert_array_equal(predict.predict_probabilities([Mirror()], pixels, 3, tta),
+                                      predict.predict_probabilities([Mirror()], unit, 3, tta))
+    assert predict.predict_batches(Mirror(), pixels, 3).max() <= 1

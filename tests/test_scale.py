@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 from pipeline import scale
+from pipeline.competitions import EXPRESSIONS
+from pipeline.fileio import load_arrays, save_arrays
 
 
 @pytest.mark.parametrize("keypoint_range", ["image", "data"])
@@ -45,3 +47,28 @@ def test_pixels_become_unit_float32():
     unit = scale.pixels_to_unit(images)
     assert unit.shape == (1, 2, 2, 1) and unit.dtype == np.float32
     np.testing.assert_allclose(unit[0, :, :, 0], [[0, 1], [0.2, 0.4]])
+
+
+def test_to_unit_divides_bytes_and_passes_float_images_through():
+    pixels = np.array([[[[0], [255]], [[51], [102]]]], np.uint8)
+    unit = scale.to_unit(pixels)
+    assert unit.dtype == np.float32 and unit.shape == pixels.shape
+    np.testing.assert_array_equal(unit, pixels.astype(np.float32) / np.float32(255))
+    assert scale.to_unit(unit) is unit   # arrays cached as float32 by an earlier version still work
+
+
+def test_the_stage_stores_images_as_bytes_in_the_models_layout(tmp_path):
+    rng = np.random.default_rng(0)
+    train, test = (rng.integers(0, 256, (n, 48, 48), dtype=np.uint8) for n in (5, 3))
+    labels = rng.integers(0, 7, 5)
+    save_arrays(tmp_path / "clean.npz", train_images=train, test_images=test, train_labels=labels,
+                train_distribution=np.eye(7, dtype=np.float32)[labels], test_labels=np.zeros(3, int),
+                test_distribution=np.zeros((3, 7), np.float32), test_usage=np.array(["PublicTest"] * 3))
+    (tmp_path / "meta.json").write_text("{}")
+    (tmp_path / "out").mkdir()
+    summary = scale.run(EXPRESSIONS, tmp_path, tmp_path / "out")
+    arrays = load_arrays(tmp_path / "out" / scale.ARRAYS)
+    assert arrays["train_x"].dtype == np.uint8 and arrays["train_x"].shape == (5, 48, 48, 1)
+    np.testing.assert_array_equal(arrays["train_x"][..., 0], train)
+    np.testing.assert_array_equal(arrays["test_x"][..., 0], test)
+    assert summary["pixel_range"] == [int(train.min()), int(train.max())]

@@ -26,21 +26,22 @@ import time
 import click
 import numpy as np
 
-from pipeline import sample
+from pipeline import sample, scale
 
 HALF = 48.0   # keypoint targets are scaled as (px - 48) / 48, the pipeline's "image" range
 
 
-def _bench_data(task, rows, seed):
+def _bench_data(task, rows, seed, as_bytes=False):
     """(x, y) for `task` from the built-in sample generator: images (rows, h, w, 1) float32 in
-    [0, 1]; keypoints scaled to [-1, 1] (rows, 30), or FER2013 labels (rows,)."""
+    [0, 1] (uint8 with `as_bytes`, as the scale stage stores them); keypoints scaled to [-1, 1]
+    (rows, 30), or FER2013 labels (rows,)."""
     rng = np.random.default_rng(seed)
     if task == "keypoints":
         images, keypoints = sample.keypoints_arrays(rows, rng)
         y = ((keypoints - HALF) / HALF).astype(np.float32)
     else:
         images, y, _ = sample.expressions_arrays(rows, rng)
-    return (images.astype(np.float32) / 255)[..., None], y
+    return (images[..., None] if as_bytes else scale.pixels_to_unit(images)), y
 
 
 

@@ -35,7 +35,7 @@ def _setup(task, rows, recipe=DEFAULT_RECIPE, precision="float32"):
     from pipeline.recipes import resolve
 
     params = resolve(task, {"precision": precision}, recipe)
-    x, y = _bench_data(task, rows, seed=0)
+    x, y = _bench_data(task, rows, seed=0, as_bytes=True)   # bytes until the batch, as run.py train
     if task == "keypoints":
         scaling = scale.KeypointScaling((0.0,) * 30, (96.0,) * 30)   # (px - 48) / 48, as _bench_data
         data = train.TrainingData(x, y, x[:64], y[:64], scaling=scaling)
