@@ -120,7 +120,8 @@ def warp_images(images, linear, shifts):
     clamped neighbours does; each point's upper-left neighbour then stops one short of the last
     column and row, so its right and lower neighbours always exist (weight 1 at the far edge).
     The four neighbours are gathered with flat indices into the whole batch: `np.take` on one axis
-    is the fastest gather numpy has (2.5x the previous version's take_along_axis)."""
+    is the fastest gather numpy has (with the clamping, 2.4x faster than take_along_axis per
+    (image, pixel) with clipped neighbours)."""
     n, height, width, channels = images.shape
     centre = _centre((height, width))
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
@@ -259,9 +260,9 @@ class Batches(keras.utils.PyDataset):
 
     uint8 images (as the scale stage stores them) become float32 in [0, 1] batch by batch, so the
     training set stays in memory as bytes. `augment(x, y, rng) -> (x, y)` is then applied to each
-    batch when given (training only). The order
-    and every random draw depend only on (seed, epoch, batch index), so a run is reproducible, also
-    with worker threads. Extra keyword arguments (workers, ...) go to keras.utils.PyDataset.
+    batch when given (training only). The order and every random draw depend only on (seed, epoch,
+    batch index), so a run is reproducible, also with worker threads. Extra keyword arguments
+    (workers, ...) go to keras.utils.PyDataset.
     """
 
     def __init__(self, x, y=None, batch_size=64, augment=None, shuffle=True, seed=0,

@@ -34,8 +34,8 @@ def outputs(run_dir):
 
 @dataclass
 class TrainingData:
-    """Images (n, h, w, 1) uint8 (float32 in [0, 1] works too); targets scaled keypoints (n, 30) with NaN, or class
-    distributions (n, classes); labels (n,) majority class (expressions only)."""
+    """Images (n, h, w, 1) uint8 (float32 in [0, 1] works too); targets scaled keypoints (n, 30)
+    with NaN, or class distributions (n, classes); labels (n,) majority class (expressions only)."""
     train_x: np.ndarray
     train_y: np.ndarray
     val_x: np.ndarray
