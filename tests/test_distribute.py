@@ -107,9 +107,16 @@ def test_jax_backend_trains_data_parallel_over_two_devices(tmp_path):
     raw.mkdir(parents=True)
     sample.write_sample(KEYPOINTS, raw, seed=3, sizes=sample.SampleSizes(keypoints_train=24, keypoints_test=4))
     env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    done = subprocess.run([sys.executable, "run.py", "--root", str(tmp_path), "--quiet", "all", "--task", "keypoints",
-                           "--model", "kaggle_cnn", "--epochs", "1", "--batch-size", "8", "--strategy", "mirrored"],
-                          capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
+    command = [sys.executable, "run.py", "--root", str(tmp_path), "--quiet", "all", "--task", "keypoints",
+               "--model", "kaggle_cnn", "--epochs", "1", "--batch-size", "8", "--strategy", "mirrored"]
+    for _ in range(2):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
+        # With two forced host devices on 2 busy cores, XLA sometimes sees only one of the two device
+        # threads reach an all-reduce and aborts the process after 40 s ("Expected 2 threads to join
+        # the rendezvous, but only 1 of them arrived on time"): 2 of about 10 runs at this stop, with
+        # either augmentation warp. Only that abort is retried, once.
+        if not (done.returncode == -6 and "Termination timeout for `all reduce" in done.stderr):
+            break
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     runs = tmp_path / "data" / "runs" / KEYPOINTS.slug
     metrics = json.loads((runs / (runs / "latest").read_text().strip() / "metrics.json").read_text())
