@@ -46,11 +46,11 @@ RECIPES = {
                         "validation": "public-test", "tta": "flip"},
     },
     "best": {
-        "about": "the strongest single network (Khaireddin & Chen 2021's VGG recipe); needs a GPU",
+        "about": "the strongest single network measured (densenet, 71.6% FER2013 PrivateTest); needs a GPU",
         "keypoints": {"model": "heatmap_keypoints", "epochs": 200, "batch_size": 64, "schedule": "cosine",
                       "warmup_epochs": 5, "patience": 200, "augment": "strong", "tta": "multi"},
-        "expressions": {"model": "vgg", "epochs": 300, "batch_size": 64, "optimizer": "sgd", "lr": 0.01,
-                        "weight_decay": 1e-4, "schedule": "plateau", "patience": 30, "augment": "strong",
+        "expressions": {"model": "densenet", "epochs": 40, "batch_size": 64, "schedule": "cosine",
+                        "warmup_epochs": 2, "patience": 40, "label_smoothing": 0.1,
                         "validation": "public-test", "tta": "multi"},
     },
     "reference": {
