@@ -205,10 +205,15 @@ def _random_rectangles(n, size, rng, area=(0.02, 0.2), aspect=(0.3, 3.3)):
 # ---------------------------------------------------------------------------------------------
 # The two entry points.
 
+def _unit_contiguous(images):
+    """float32 in [0, 1] (bytes divided by 255), in C order: the noise writes through a flat view."""
+    return np.ascontiguousarray(to_unit(np.asarray(images)))
+
+
 def augment_keypoint_batch(images, keypoints_px, rng, config=AugmentConfig(),
                            columns=KEYPOINT_COLUMNS):
     """(n, h, w, c) images and (n, 2k) pixel keypoints -> both augmented with the same maps."""
-    images = np.asarray(images, np.float32)
+    images = _unit_contiguous(images)
     keypoints = np.array(keypoints_px, np.float32)
     if config.geometric:
         linear, shifts, flips = _random_affines(len(images), images.shape[1:3], rng, config)
@@ -219,7 +224,7 @@ def augment_keypoint_batch(images, keypoints_px, rng, config=AugmentConfig(),
 
 def augment_image_batch(images, rng, config=AugmentConfig()):
     """(n, h, w, c) images -> augmented images (expressions: labels do not move)."""
-    images = np.asarray(images, np.float32)
+    images = _unit_contiguous(images)
     if config.geometric:
         linear, shifts, _ = _random_affines(len(images), images.shape[1:3], rng, config)
         images = warp_images(images, linear, shifts)
