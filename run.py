@@ -119,6 +119,9 @@ TRAIN = options(
                                "the best epoch's weights are kept.", type=int),
     train_option("--augment", "Augmentation strength: flips, shifts, rotations, zoom, lighting, noise; "
                               "strong adds random erasing."),
+    train_option("--augment-on", "Where augmentation runs: host (numpy, in worker threads) or device (Keras "
+                                 "preprocessing layers in front of the model, on the GPU; expressions only; "
+                                 "no salt-and-pepper noise there)."),
     train_option("--label-smoothing", "Expressions: label smoothing of the training loss.", type=float),
     train_option("--loss", "Keypoints: masked MSE or masked RMSE."),
     train_option("--validation", "Expressions: validate on a split of Training, or on PublicTest "

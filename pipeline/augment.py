@@ -248,6 +248,43 @@ def image_augmenter(config=AugmentConfig()):
 
 
 # ---------------------------------------------------------------------------------------------
+# On the device (--augment-on device): the same changes as Keras preprocessing layers in front of the
+# model, so a GPU augments its own batches instead of waiting for the CPU's threads. They act only in
+# training (predictions pass through unchanged) and save with the model. Differences from the numpy
+# path: flip, rotation, shift and zoom resample one after another instead of in one warp, the erased
+# rectangle is filled with Gaussian noise, and there is no salt-and-pepper noise. Expression images
+# only: keypoint targets must move with their image.
+
+def device_layers(config, seed=0):
+    """Keras layers for `config`'s augmentation of (n, h, w, c) images in [0, 1], each drawing from
+    its own stream of `seed`, so a run is reproducible."""
+    from keras import layers
+
+    edge = {"fill_mode": "nearest"}   # repeat the edge, as the numpy warp does
+    unit = {"value_range": (0.0, 1.0)}
+    chosen = [
+        (config.flip, layers.RandomFlip, ("horizontal",), {}),
+        (config.max_rotation_deg, layers.RandomRotation, (config.max_rotation_deg / 360,), edge),
+        (config.max_shift, layers.RandomTranslation, (config.max_shift, config.max_shift), edge),
+        (config.zoom, layers.RandomZoom, (config.zoom,), edge),
+        (config.contrast, layers.RandomContrast, (config.contrast,), unit),
+        (config.brightness, layers.RandomBrightness, (config.brightness,), unit),
+        (config.erase, layers.RandomErasing, ((config.erase, config.erase),), {"scale": (0.02, 0.2), **unit}),
+    ]
+    wanted = [(kind, args, options) for strength, kind, args, options in chosen if strength]
+    return [kind(*args, **options, seed=seed + offset) for offset, (kind, args, options) in enumerate(wanted)]
+
+
+def on_device(model, config, seed=0):
+    """`model` with `config`'s augmentation in front of it, run by the device in training only."""
+    inputs = keras.Input(model.input_shape[1:], name="image")
+    x = inputs
+    for layer in device_layers(config, seed):
+        x = layer(x)
+    return keras.Model(inputs, model(x), name=model.name)
+
+
+# ---------------------------------------------------------------------------------------------
 # Feeding model.fit.
 
 # Stream tags keep shuffling and augmentation draws apart. (A SeedSequence ignores trailing zeros,

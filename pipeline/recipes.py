@@ -23,6 +23,7 @@ BASE = {
     "warmup_epochs": 0,
     "patience": 10,             # epochs without a better validation metric before stopping
     "augment": "standard",      # none | standard | strong (see augment.STRENGTHS)
+    "augment_on": "host",       # host (numpy, worker threads) | device (layers in the model; expressions)
     "label_smoothing": 0.0,     # expressions
     "loss": "mse",              # keypoints: mse | rmse, over the targets a row has
     "validation": "split",      # split: val_fraction of Training | public-test (expressions)
@@ -65,6 +66,7 @@ CHOICES = {
     "optimizer": ("adam", "adamw", "adamax", "sgd"),
     "schedule": ("none", "cosine", "plateau"),
     "augment": ("none", "standard", "strong"),
+    "augment_on": ("host", "device"),
     "loss": ("mse", "rmse"),
     "validation": ("split", "public-test"),
     "ferplus_target": ("dist", "majority"),
@@ -121,4 +123,9 @@ def resolve(task, given, recipe_name=DEFAULT_RECIPE):
         drop.add("strategy")   # absent unless used: runs trained before it existed keep their names
     if params["precision"] == "float32":
         drop.add("precision")
+    if params["augment_on"] == "host":
+        drop.add("augment_on")
+    elif task == "keypoints":
+        raise PipelineError("--augment-on device is for expressions: keypoints augment on the host, "
+                            "where their targets move with the image")
     return {k: v for k, v in sorted(params.items()) if k not in drop}

@@ -152,11 +152,12 @@ def _batches(task, data, params):
     from . import augment, devices, optimizers
 
     config = augment.STRENGTHS[params["augment"]]
+    on_host = config.active and params.get("augment_on", "host") == "host"   # device: _compiled_model's layers
     augmenter = None
-    if config.active and task == "keypoints":   # targets move to pixels and back around the warp
+    if on_host and task == "keypoints":   # targets move to pixels and back around the warp
         augmenter = augment.keypoint_augmenter(config, to_pixels=data.scaling.inverse_transform,
                                                to_targets=data.scaling.transform)
-    elif config.active:
+    elif on_host:
         augmenter = augment.image_augmenter(config)
     weights = None
     if task == "expressions" and params["class_weight"] != "none":
@@ -178,7 +179,7 @@ def _scorer(task, data):
 def _compiled_model(task, data, params, steps_per_epoch):
     import keras
 
-    from . import devices, optimizers
+    from . import augment, devices, optimizers
     from .losses import LOSSES
     from .models import build_model
 
@@ -188,6 +189,8 @@ def _compiled_model(task, data, params, steps_per_epoch):
     if mixed:   # outputs, and so the loss, in float32
         output = keras.layers.Activation("linear", dtype="float32", name="float32_output")(model.outputs[0])
         model = keras.Model(model.input, output, name=model.name)   # one input, not a list of one
+    if params.get("augment_on", "host") == "device":
+        model = augment.on_device(model, augment.STRENGTHS[params["augment"]], params["seed"])
     rate = optimizers.learning_rate(params, steps_per_epoch)
     if task == "keypoints":
         loss, metrics = LOSSES[params["loss"]], None

@@ -239,3 +239,25 @@ def test_batches_turn_uint8_images_into_unit_floats_one_batch_at_a_time():
     assert x.dtype == np.float32
     np.testing.assert_array_equal(x, pixels[4:8].astype(np.float32) / 255)
     np.testing.assert_array_equal(y, np.arange(4, 8))
+
+
+def test_device_layers_augment_in_training_only_and_reproducibly():
+    keras = pytest.importorskip("keras")
+    from pipeline.augment import STRENGTHS, device_layers, on_device
+
+    images = np.random.default_rng(0).random((6, 48, 48, 1), dtype=np.float32)
+    image = keras.Input((48, 48, 1))
+    identity = keras.Model(image, keras.layers.Identity()(image))
+    twins = [on_device(identity, STRENGTHS["strong"], seed=4) for _ in range(2)]
+    first, again = (np.asarray(model(images, training=True)) for model in twins)
+    assert np.array_equal(first, again)                                  # same seed, same draws
+    assert np.abs(first - images).mean() > 0.05 and 0 <= first.min() and first.max() <= 1
+    assert not np.array_equal(np.asarray(twins[0](images, training=True)), first)   # the stream moves on
+    assert np.array_equal(np.asarray(twins[0](images, training=False)), images)     # predictions: untouched
+
+    flips_only = AugmentConfig(**{**AugmentConfig.off().__dict__, "flip": True})
+    assert [type(layer).__name__ for layer in device_layers(flips_only)] == ["RandomFlip"]
+    flipped = np.asarray(on_device(identity, flips_only, seed=1)(images, training=True))
+    for out, original in zip(flipped, images):
+        assert np.array_equal(out, original) or np.array_equal(out, original[:, ::-1])
+    assert device_layers(AugmentConfig.off()) == []

@@ -41,3 +41,22 @@ def test_both_ways_run_with_run_py_trains_malloc_settings(monkeypatch):
     monkeypatch.setattr(keras.Model, "fit", recording_fit)
     throughput.measure("expressions", rows=128, epochs=1)
     assert seen == ["Batches", "ndarray"] * 2   # a warm-up and one timing each
+
+
+def test_device_augmentation_is_timed_against_the_plain_model(monkeypatch):
+    import keras
+
+    fitted = []
+    fit = keras.Model.fit
+
+    def recording_fit(self, data, *args, **kwargs):
+        fitted.append((type(data).__name__, data.augment is None if type(data).__name__ == "Batches" else None,
+                       any("Random" in type(layer).__name__ for layer in self.layers)))
+        return fit(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", recording_fit)
+    throughput.measure("expressions", rows=128, epochs=1, augment_on="device")
+    # the input path: plain batches into the augmenting model; in memory: the plain model
+    assert fitted == [("Batches", True, True), ("ndarray", None, False)] * 2
+    result = CliRunner().invoke(cli, ["train", "--task", "keypoints", "--augment-on", "device", "--no-jax"])
+    assert result.exit_code != 0 and "for expressions" in result.output

@@ -102,3 +102,40 @@ def test_one_input_worker_on_the_cpu():
 
     if not devices.has_gpu():
         assert devices.input_workers() == 1
+
+
+@pytest.mark.slow
+def test_device_augmentation_trains_saves_predicts_and_exports(tmp_path):
+    keras = pytest.importorskip("keras")
+    from click.testing import CliRunner
+
+    from pipeline import sample
+    from pipeline.competitions import EXPRESSIONS
+    from run import cli
+
+    raw = tmp_path / "data" / "raw" / EXPRESSIONS.slug
+    raw.mkdir(parents=True)
+    sample.write_sample(EXPRESSIONS, raw, seed=3, sizes=sample.SampleSizes(expressions=120))
+    args = ["--root", str(tmp_path), "--quiet"]
+    result = CliRunner().invoke(cli, [*args, "all", "--task", "expressions", "--model", "compact_vgg", "--epochs", "1",
+                                      "--batch-size", "16", "--augment", "strong", "--augment-on", "device"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    runs = tmp_path / "data" / "runs" / EXPRESSIONS.slug
+    run_dir = runs / (runs / "latest").read_text().strip()
+    assert json.loads((run_dir / "params.json").read_text())["augment_on"] == "device"
+    model = keras.saving.load_model(run_dir / "model.keras", compile=False)
+    assert {"RandomFlip", "RandomErasing"} <= {type(layer).__name__ for layer in model.layers}
+    images = np.random.default_rng(0).random((4, 48, 48, 1), dtype=np.float32)
+    assert np.array_equal(model.predict(images, verbose=0), model.predict(images, verbose=0))
+    assert list(tmp_path.glob("submissions/*.csv"))
+    exported = CliRunner().invoke(cli, [*args, "export", "--task", "expressions"])   # checks each format's outputs
+    assert exported.exit_code == 0, exported.output + repr(exported.exception)
+
+
+def test_keypoints_refuse_device_augmentation():
+    from pipeline import recipes
+
+    with pytest.raises(PipelineError, match="keypoints augment on the host"):
+        recipes.resolve("keypoints", {"augment_on": "device"})
+    assert "augment_on" not in recipes.resolve("expressions", {})   # host: run names stay as they were
+    assert recipes.resolve("expressions", {"augment_on": "device"})["augment_on"] == "device"

@@ -8,6 +8,8 @@
    is already the backend).
 
 `input_efficiency` = (1) / (2): how close the input path keeps training to the model's own speed.
+With `--augment-on device` the input path feeds plain batches to the model with augmentation layers
+in front (a GPU augments them itself); (2) stays the plain model's speed.
 Every figure is the median of `repeats` timings taken in turn (input path, in memory, input path,
 ...), after a warm-up epoch of each (tracing, compilation), with the recipe's model and batch size,
 on the same generated faces. `--precision both` times float32 and mixed precision one after the other.
@@ -30,11 +32,11 @@ TASKS = ("keypoints", "expressions")
 PRECISIONS = ("float32", "mixed")
 
 
-def _setup(task, rows, recipe=DEFAULT_RECIPE, precision="float32"):
+def _setup(task, rows, recipe=DEFAULT_RECIPE, precision="float32", augment_on="host"):
     from pipeline import scale, train
     from pipeline.recipes import resolve
 
-    params = resolve(task, {"precision": precision}, recipe)
+    params = resolve(task, {"precision": precision, "augment_on": augment_on}, recipe)
     x, y = _bench_data(task, rows, seed=0, as_bytes=True)   # bytes until the batch, as run.py train
     if task == "keypoints":
         scaling = scale.KeypointScaling((0.0,) * 30, (96.0,) * 30)   # (px - 48) / 48, as _bench_data
@@ -53,11 +55,12 @@ def _seconds(fit, epochs):
     return time.perf_counter() - started
 
 
-def measure(task, rows, epochs, in_memory=True, repeats=1, recipe=DEFAULT_RECIPE, precision="float32"):
+def measure(task, rows, epochs, in_memory=True, repeats=1, recipe=DEFAULT_RECIPE, precision="float32",
+            augment_on="host"):
     """{"input_path": images/s, "in_memory": images/s, ...} for `task`'s model under `recipe`."""
-    from pipeline import heap
+    from pipeline import heap, train
 
-    params, data, batches, model = _setup(task, rows, recipe, precision)
+    params, data, batches, model = _setup(task, rows, recipe, precision, augment_on)
     seen = len(batches) * params["batch_size"]
     # Both ways with run.py train's KeepBuffers: without it, once tf.data's generator has run, every
     # later fit in this process (the in-memory one too) pays a page fault per fresh buffer.
@@ -66,7 +69,9 @@ def measure(task, rows, epochs, in_memory=True, repeats=1, recipe=DEFAULT_RECIPE
     if in_memory:
         drawn = [batches[i] for i in range(len(batches))]
         x, y = np.concatenate([b[0] for b in drawn]), np.concatenate([b[1] for b in drawn])
-        ways["in_memory"] = lambda n: model.fit(x, y, batch_size=params["batch_size"], epochs=n,
+        plain = model if augment_on == "host" else train._compiled_model(
+            task, data, {**params, "augment_on": "host"}, steps_per_epoch=len(batches))
+        ways["in_memory"] = lambda n: plain.fit(x, y, batch_size=params["batch_size"], epochs=n,
                                                 shuffle=False, verbose=0, callbacks=callbacks)
     for fit in ways.values():
         fit(1)   # warm-up: tracing and compilation
@@ -86,29 +91,35 @@ def measure(task, rows, epochs, in_memory=True, repeats=1, recipe=DEFAULT_RECIPE
 @click.option("--recipe", type=click.Choice(list(RECIPES)), default=DEFAULT_RECIPE, show_default=True,
               help="Whose model, batch size and augmentation to time.")
 @click.option("--precision", type=click.Choice([*PRECISIONS, "both"]), default="float32", show_default=True)
+@click.option("--augment-on", type=click.Choice(["host", "device"]), default="host", show_default=True,
+              help="Augment on the host (numpy, worker threads) or on the device (layers in the model).")
 @click.option("--jax/--no-jax", "with_jax", default=True, show_default=True,
               help="Also time the JAX backend's input path (in a process of its own).")
 @click.option("--json-only", is_flag=True, hidden=True)   # the JAX subprocess's way of answering
-def train_command(rows, epochs, repeats, task, recipe, precision, with_jax, json_only):
+def train_command(rows, epochs, repeats, task, recipe, precision, augment_on, with_jax, json_only):
     """Training images/s: the real input path, pre-augmented arrays, and the JAX backend."""
     import keras
 
     from pipeline import devices
 
-    tasks = TASKS if task == "both" else (task,)
+    if augment_on == "device" and task == "keypoints":
+        raise click.UsageError("--augment-on device is for expressions (keypoint targets move with the image)")
+    tasks = ("expressions",) if augment_on == "device" else TASKS if task == "both" else (task,)
     precisions = PRECISIONS if precision == "both" else (precision,)
     if json_only:
-        click.echo(json.dumps({t: measure(t, rows, epochs, False, repeats, recipe, precisions[0]) for t in tasks}))
+        click.echo(json.dumps({t: measure(t, rows, epochs, False, repeats, recipe, precisions[0], augment_on)
+                               for t in tasks}))
         return
     with_jax = with_jax and keras.config.backend() != "jax"
     click.echo(f"{devices.describe()}; {rows} generated faces, {epochs} epochs a timing, median of {repeats}")
     for chosen in precisions:
-        jax = _jax_figures(tasks, rows, epochs, repeats, recipe, chosen) if with_jax else {}
+        jax = _jax_figures(tasks, rows, epochs, repeats, recipe, chosen, augment_on) if with_jax else {}
         for name in tasks:
-            found = measure(name, rows, epochs, True, repeats, recipe, chosen)
+            found = measure(name, rows, epochs, True, repeats, recipe, chosen, augment_on)
             efficiency = found["input_path"] / found["in_memory"]
+            feed = f"{found['workers']} worker(s)" if augment_on == "host" else "augmented on the device"
             line = (f"{name:<12} {found['model']:<18} batch {found['batch_size']:>3} {chosen:<7}: input path "
-                    f"{found['input_path']:7.0f} img/s ({found['workers']} worker(s)), in memory "
+                    f"{found['input_path']:7.0f} img/s ({feed}), in memory "
                     f"{found['in_memory']:7.0f} img/s ({keras.config.backend()})")
             if name in jax:
                 line += f", jax input path {jax[name]['input_path']:7.0f} img/s"
@@ -118,11 +129,11 @@ def train_command(rows, epochs, repeats, task, recipe, precision, with_jax, json
             click.echo(f"images_per_second_{name}{suffix}={found['input_path']:.0f}")
 
 
-def _jax_figures(tasks, rows, epochs, repeats, recipe, precision):
+def _jax_figures(tasks, rows, epochs, repeats, recipe, precision, augment_on):
     task = tasks[0] if len(tasks) == 1 else "both"
     done = subprocess.run([sys.executable, "-m", "pipeline.bench", "train", "--json-only", "--task", task,
                            "--rows", str(rows), "--epochs", str(epochs), "--repeats", str(repeats),
-                           "--recipe", recipe, "--precision", precision],
+                           "--recipe", recipe, "--precision", precision, "--augment-on", augment_on],
                           capture_output=True, text=True, env={**os.environ, "KERAS_BACKEND": "jax"})
     if done.returncode:
         click.echo(f"jax: failed ({(done.stderr.strip().splitlines() or ['?'])[-1]})", err=True)
