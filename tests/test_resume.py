@@ -40,12 +40,14 @@ def final_weights(root):
     return model.get_weights()
 
 
-def test_interrupted_training_resumes_to_the_same_result(tmp_path):
+@pytest.mark.parametrize("augment_on", ["host", "device"])   # device: the random layers' state is saved too
+def test_interrupted_training_resumes_to_the_same_result(tmp_path, augment_on):
+    train = [*TRAIN, "--augment-on", augment_on]
     unbroken = prepared(tmp_path / "unbroken")
-    assert run(unbroken, *TRAIN).returncode == 0
+    assert run(unbroken, *train).returncode == 0
 
     broken = prepared(tmp_path / "broken")
-    process = subprocess.Popen([sys.executable, RUN, "--root", str(broken), *TRAIN],
+    process = subprocess.Popen([sys.executable, RUN, "--root", str(broken), *train],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     backup = broken / "data" / "runs" / EXPRESSIONS.slug
     deadline = time.monotonic() + 300
@@ -62,7 +64,7 @@ def test_interrupted_training_resumes_to_the_same_result(tmp_path):
     assert not (state_file.parents[1] / "model.keras").exists()   # an unfinished run publishes no model
     assert not (backup / "latest").exists()
 
-    resumed = run(broken, *TRAIN, "--resume")
+    resumed = run(broken, *train, "--resume")
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
     assert f"after epoch {state['epoch']}" in resumed.stdout
     assert f"Epoch {state['epoch'] + 1}/8" in resumed.stdout and "Epoch 1/8" not in resumed.stdout
