@@ -258,8 +258,7 @@ def image_augmenter(config=AugmentConfig()):
 def device_layers(config, seed=0):
     """Keras layers for `config`'s augmentation of (n, h, w, c) images in [0, 1], each drawing from
     its own stream of `seed`, so a run is reproducible."""
-    from keras import layers
-
+    layers = keras.layers
     edge = {"fill_mode": "nearest"}   # repeat the edge, as the numpy warp does
     unit = {"value_range": (0.0, 1.0)}
     chosen = [

@@ -167,7 +167,6 @@ def test_salt_and_pepper_touches_about_the_configured_fraction():
     assert set(np.unique(out)) == {0.0, 0.5, 1.0}
 
 
-
 def test_bytes_and_any_memory_order_augment_like_unit_floats():
     pixels = np.random.default_rng(0).integers(0, 256, (4, 48, 48, 1), dtype=np.uint8)
     config = AugmentConfig(noise=0.2)          # brightness and contrast too: noise writes into their output
@@ -176,6 +175,7 @@ def test_bytes_and_any_memory_order_augment_like_unit_floats():
         assert np.array_equal(augment_image_batch(images, np.random.default_rng(5), config), expected)
     out, _ = augment_keypoint_batch(pixels, np.full((4, 30), 40.0), np.random.default_rng(5), config)
     assert out.max() <= 1 and out.mean() < 0.9  # bytes on a 0..255 scale would clip to all ones
+
 
 def test_keypoint_augmenter_round_trips_through_the_scaler():
     images, keypoints = eyes_face()
