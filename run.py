@@ -132,7 +132,8 @@ TRAIN = options(
     train_option("--class-weight", "Expressions: weight rare classes (FER2013 disgust)."),
     train_option("--weights", "vgg16_transfer: ImageNet weights (downloaded once by Keras) or untrained."),
     train_option("--strategy", "Train on several devices: mirrored uses every GPU (or every logical CPU "
-                               "device), synchronously; --batch-size stays the global batch."),
+                               "device) of this machine, multiworker several machines as TF_CONFIG describes "
+                               "them (README); synchronous, and --batch-size stays the global batch."),
     train_option("--precision", "mixed: compute in bfloat16 with float32 weights, outputs and loss "
                                 "(for GPUs with bfloat16 units)."),
     train_option("--ensemble", "Train this many runs, seeds --seed and up, and predict with their average.",

@@ -304,16 +304,23 @@ class Batches(keras.utils.PyDataset):
     batch when given (training only). The order and every random draw depend only on (seed, epoch,
     batch index), so a run is reproducible, also with worker threads. Extra keyword arguments
     (workers, ...) go to keras.utils.PyDataset.
+
+    `shard=(k, n)` gives worker k of n in a multiworker run its share of every global batch: the k-th
+    of n equal blocks (`batch_size` stays the global batch). Only that block is augmented, with
+    draws of its own.
     """
 
     def __init__(self, x, y=None, batch_size=64, augment=None, shuffle=True, seed=0,
-                 sample_weight=None, **kwargs):
+                 sample_weight=None, shard=(0, 1), **kwargs):
         super().__init__(**kwargs)
         if not len(x):
             raise ValueError("no rows to make batches of")
         self.x, self.y, self.sample_weight = x, y, sample_weight
         self.batch_size = int(batch_size)
         self.augment, self.shuffle, self.seed = augment, shuffle, int(seed)
+        self.shard = tuple(shard)
+        if self.batch_size % self.shard[1]:
+            raise ValueError(f"a batch of {self.batch_size} does not split into {self.shard[1]} shards")
         self.epoch = 0
         self._order = self._order_for(0)
 
@@ -332,10 +339,14 @@ class Batches(keras.utils.PyDataset):
     def __getitem__(self, index):
         positions = (index * self.batch_size + np.arange(self.batch_size)) % len(self.x)
         rows = self._order[positions]
+        part, parts = self.shard
+        if parts > 1:
+            rows = rows.reshape(parts, -1)[part]
         x = to_unit(self.x[rows])   # uint8 images become float32 here, one batch at a time
         y = None if self.y is None else self.y[rows]
         if self.augment is not None:
-            rng = np.random.default_rng([self.seed, self.epoch, _AUGMENT, index])
+            key = [self.seed, self.epoch, _AUGMENT, index] + ([part] if parts > 1 else [])
+            rng = np.random.default_rng(key)
             x, y = self.augment(x, y, rng)
         if y is None:
             return x

@@ -5,30 +5,53 @@ The one module where `tf.distribute` is the point. `--strategy`:
 - mirrored: synchronous data parallelism over this machine's devices: every GPU, or without GPUs
   every logical CPU device (a CPU split in two is how the tests run it). TensorFlow:
   MirroredStrategy; JAX: keras.distribution.DataParallel.
+- multiworker: synchronous data parallelism over several machines (TensorFlow only):
+  MultiWorkerMirroredStrategy, the cluster and this machine's place in it read from TF_CONFIG.
+  Every worker runs the same command on its own copy of the data, in its own --root; each builds
+  only its share of every global batch, the gradients are all-reduced, and every worker ends with
+  the same weights and writes the same run folder.
 
-Not here: MultiWorkerMirroredStrategy. Tried with two workers on loopback (TF 2.21, Keras 3.15): the
-input splits correctly (each worker gets its half of every global batch), but Keras's fit fails
-twice. It reads the first batch's shapes with an eager all-reduce that rejects PerReplica values
-(keras/src/backend/tensorflow/trainer.py, _maybe_symbolic_build), and with that stepped around,
-every step averages the scalar loss across workers with `strategy.reduce("MEAN", v, axis=0)`
-(reduce_per_replica, reduction "auto" hard-coded), which a scalar has no axis 0 for.
+Keras 3.15's `fit` cannot train under MultiWorkerMirroredStrategy: it reads the first batch's shapes
+with an eager all-reduce that rejects PerReplica values (keras/src/backend/tensorflow/trainer.py,
+_maybe_symbolic_build), and every step averages the scalar losses with `strategy.reduce("MEAN", v,
+axis=0)` (reduce_per_replica), which a scalar has no axis 0 for. So multiworker has its own epoch
+loop here: the model's own `train_step` (loss, gradients, the optimizer's all-reduce, metrics) runs
+in each replica, and Keras's callbacks and progress line are driven as `fit` drives them.
 
 `--batch-size` stays the global batch, the batch one optimizer step averages over, so a run means
 the same on one device or eight: the replicas split it. To use N devices fully, raise --batch-size
 and --lr N-fold together (the linear scaling rule, Goyal et al. 2017). The batch must divide evenly.
 """
+import collections
+import concurrent.futures
 import contextlib
+import json
+import os
 from dataclasses import dataclass
 
 from .errors import PipelineError
 
-STRATEGIES = ("none", "mirrored")
+STRATEGIES = ("none", "mirrored", "multiworker")
 
 
 @dataclass
 class Placement:
     scope: contextlib.AbstractContextManager   # build and compile the model inside it
-    replicas: int = 1
+    replicas: int = 1                          # over all workers
+    worker: int = 0                            # this machine's place among the workers
+    workers: int = 1
+    strategy: object = None                    # a multiworker run's MultiWorkerMirroredStrategy
+
+    def fit(self, model, batches, epochs, initial_epoch=0, callbacks=(), verbose=2, stop_request=None):
+        """Train `model` on `batches` (augment.Batches of this worker's share) like `model.fit`.
+        `stop_request` (resume.StopRequest): across workers, a signal to one stops all after the epoch."""
+        if self.strategy is None:
+            # Batches shuffles itself from (seed, epoch); Keras's own shuffle draws on the global
+            # RNG, which a resumed run cannot replay.
+            return model.fit(batches, epochs=epochs, shuffle=False, initial_epoch=initial_epoch,
+                             callbacks=list(callbacks), verbose=verbose)
+        return _fit_across_workers(self.strategy, model, batches, epochs, initial_epoch, callbacks, verbose,
+                                   stop_request)
 
 
 def placement(name, batch_size):
@@ -38,7 +61,11 @@ def placement(name, batch_size):
     if name == "none":
         return Placement(contextlib.nullcontext())
     backend = keras.config.backend()
-    if backend == "jax":
+    if name == "multiworker":
+        if backend != "tensorflow":
+            raise PipelineError(f"--strategy multiworker needs the TensorFlow backend, not {backend}")
+        found = _multiworker()
+    elif backend == "jax":
         devices = keras.distribution.list_devices()
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
         found = Placement(contextlib.nullcontext(), replicas=len(devices))
@@ -58,3 +85,118 @@ def _mirrored():
     gpus = tf.config.list_logical_devices("GPU")
     strategy = tf.distribute.MirroredStrategy(devices=[d.name for d in gpus or tf.config.list_logical_devices("CPU")])
     return Placement(strategy.scope(), replicas=strategy.num_replicas_in_sync)
+
+
+def cluster_from_environment():
+    """(this worker's index, number of workers) from TF_CONFIG, with a clear error when it is unusable.
+    A "chief" task, if the cluster names one, counts as worker 0."""
+    text = os.environ.get("TF_CONFIG")
+    if not text:
+        raise PipelineError('--strategy multiworker reads the cluster from TF_CONFIG, which is not set; e.g. '
+                            'TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+                            '"task": {"type": "worker", "index": 0}}\' on the first machine (README)')
+    try:
+        config = json.loads(text)
+        tasks = [(kind, i) for kind in ("chief", "worker") for i in range(len(config["cluster"].get(kind, [])))]
+        task = (config["task"]["type"], int(config["task"]["index"]))
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise PipelineError(f"TF_CONFIG is not a cluster description ({type(error).__name__}: {error}): "
+                            f"expected {{\"cluster\": {{\"worker\": [...]}}, \"task\": {{\"type\": \"worker\", "
+                            f"\"index\": 0}}}}") from None
+    if task not in tasks:
+        raise PipelineError(f"TF_CONFIG: task {task[0]} {task[1]} is not in its cluster "
+                            f"({len(tasks)} chief and worker tasks)")
+    return tasks.index(task), len(tasks)
+
+
+def _multiworker():
+    import tensorflow as tf
+
+    worker, workers = cluster_from_environment()
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    return Placement(strategy.scope(), replicas=strategy.num_replicas_in_sync, worker=worker,
+                     workers=workers, strategy=strategy)
+
+
+def _fit_across_workers(strategy, model, batches, epochs, initial_epoch, callbacks, verbose, stop_request):
+    """`model.fit` for MultiWorkerMirroredStrategy (see the module's docstring for why)."""
+    import keras
+    import tensorflow as tf
+
+    local_replicas = len(strategy.extended.worker_devices)
+
+    def per_replica(batch):   # this worker's share of the global batch, split over its own devices
+        size = len(batch[0]) // local_replicas
+
+        def replica_part(context):
+            start = (context.replica_id_in_sync_group % local_replicas) * size
+            return tuple(part[start:start + size] for part in batch)
+
+        return strategy.experimental_distribute_values_from_function(replica_part)
+
+    @tf.function
+    def step(data):
+        logs = strategy.run(model.train_step, args=(data,))
+        return {name: strategy.reduce("MEAN", value, axis=None) for name, value in logs.items()}
+
+    with strategy.scope():
+        _build_training_state(model, batches[0])
+    callbacks = keras.callbacks.CallbackList(list(callbacks), add_history=True, add_progbar=verbose != 0, model=model,
+                                             verbose=verbose, epochs=epochs, steps=len(batches))
+    model.stop_training = False
+    batches.on_epoch_end()   # as fit does before its first epoch (EpochIterator.reset): the same orders
+    callbacks.on_train_begin()
+    logs = {}
+    for epoch in range(initial_epoch, epochs):
+        model.reset_metrics()
+        callbacks.on_epoch_begin(epoch)
+        for index, batch in enumerate(_prefetched(batches)):
+            callbacks.on_train_batch_begin(index)
+            logs = step(per_replica(batch))
+            callbacks.on_train_batch_end(index, logs)
+        logs = {name: float(value) for name, value in logs.items()}
+        batches.on_epoch_end()
+        if stop_request is not None:   # before the callbacks, so that every worker's checkpoint decides alike
+            stop_request.signum = _signal_to_any(strategy, stop_request.signum)
+        callbacks.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    callbacks.on_train_end(logs)
+    return model.history
+
+
+def _build_training_state(model, batch):
+    """Create the compiled loss's, metrics' and optimizer's variables, eagerly and once: inside the
+    traced step, in a replica, creating them would fail."""
+    x, y = batch[0][:1], batch[1][:1]
+    predicted = model(x, training=False)
+    model.compute_loss(x, y, predicted)
+    model.compute_metrics(x, y, predicted, None)
+    model.reset_metrics()
+    if not model.optimizer.built:   # a resumed run's optimizer comes with its state
+        model.optimizer.build(model.trainable_variables)
+
+
+def _signal_to_any(strategy, signum):
+    """This worker's `signum`, or SIGTERM when only other workers got a signal (None when none did):
+    a worker that stopped alone would leave the others waiting in their next all-reduce."""
+    import signal
+
+    import tensorflow as tf
+
+    flags = strategy.experimental_distribute_values_from_function(
+        lambda context: tf.constant(float(signum is not None)))
+    signalled = float(strategy.reduce("SUM", flags, axis=None)) > 0   # a collective: every worker calls it
+    return signum or (signal.SIGTERM if signalled else None)
+
+
+def _prefetched(batches, ahead=4):
+    """batches[0], batches[1], ... built in worker threads, at most `ahead` in flight (Keras's
+    PyDataset adapter does the same in `fit`)."""
+    with concurrent.futures.ThreadPoolExecutor(max(1, batches.workers)) as pool:
+        pending = collections.deque(pool.submit(batches.__getitem__, i) for i in range(min(ahead, len(batches))))
+        for index in range(len(batches)):
+            batch = pending.popleft().result()
+            if index + ahead < len(batches):
+                pending.append(pool.submit(batches.__getitem__, index + ahead))
+            yield batch

@@ -33,7 +33,7 @@ BASE = {
     "weights": "imagenet",      # vgg16_transfer's base
     "tta": "none",              # none | flip | multi (10 shifted and mirrored views): predict's default
     "ensemble": 1,              # K > 1: K runs with seeds seed .. seed+K-1, averaged when predicting
-    "strategy": "none",         # none | mirrored (all GPUs, or logical CPUs): see pipeline/distribute.py
+    "strategy": "none",         # none | mirrored (this machine's GPUs) | multiworker (TF_CONFIG): distribute.py
     "precision": "float32",     # float32 | mixed (bfloat16 compute, float32 weights and outputs)
 }
 
@@ -73,7 +73,7 @@ CHOICES = {
     "class_weight": ("none", "balanced", "sqrt"),
     "weights": ("imagenet", "none"),
     "tta": ("none", "flip", "multi"),
-    "strategy": ("none", "mirrored"),
+    "strategy": ("none", "mirrored", "multiworker"),
     "precision": ("float32", "mixed"),
 }
 PREDICT_ONLY = ("tta",)   # a prediction choice: the recipe gives predict its default, training ignores it

@@ -101,11 +101,11 @@ def run(competition, processed, run_dir, params, echo=print, resume_training=Fal
     keras.utils.set_random_seed(params["seed"])
     task = competition.task
     data = load_training_data(task, processed, params)
-    batches = _batches(task, data, params)
+    place = distribute.placement(params.get("strategy", "none"), params["batch_size"])
+    batches = _batches(task, data, params, shard=(place.worker, place.workers))
     score = _scorer(task, data)
 
     backup = run_dir / BACKUP
-    place = distribute.placement(params.get("strategy", "none"), params["batch_size"])
     with place.scope:   # the model's variables live on every replica
         restored = resume.load(backup) if resume_training else None
         if restored:
@@ -134,7 +134,8 @@ def run(competition, processed, run_dir, params, echo=print, resume_training=Fal
         checkpoint = resume.Checkpoint(backup, stopping, stop_request, state)
         callbacks = [Validation(data.val_x, score, params["batch_size"]), heap.KeepBuffers(), stopping,
                      *schedule_callbacks(params, monitor, mode), checkpoint]
-        _fit(model, batches, params, callbacks, state["epoch"] if state else 0, verbose=2 if progress else 0)
+        _fit(place, model, batches, params, callbacks, state["epoch"] if state else 0, verbose=2 if progress else 0,
+             stop_request=stop_request)
     seconds = time.perf_counter() - started
 
     history = checkpoint.history
@@ -142,13 +143,14 @@ def run(competition, processed, run_dir, params, echo=print, resume_training=Fal
     metrics.update({"epochs": len(history["loss"]), "best_epoch": stopping.best_epoch + 1,
                     "train_seconds": round(seconds, 1), "parameters": int(model.count_params()),
                     "train_rows": int(len(data.train_x)), "val_rows": int(len(data.val_x)),
-                    "validation": params.get("validation", "split"), "replicas": place.replicas})
+                    "validation": params.get("validation", "split"), "replicas": place.replicas,
+                    "workers": place.workers})
     _save_run(run_dir, model, history, params, metrics, task, data)
     resume.discard(backup)   # model.keras holds the best weights now
     return metrics
 
 
-def _batches(task, data, params):
+def _batches(task, data, params, shard=(0, 1)):
     from . import augment, devices, optimizers
 
     config = augment.STRENGTHS[params["augment"]]
@@ -164,7 +166,7 @@ def _batches(task, data, params):
         by_class = optimizers.class_weights(data.train_labels, len(data.classes), params["class_weight"])
         weights = np.array([by_class[c] for c in data.train_labels], np.float32)
     return augment.Batches(data.train_x, data.train_y, params["batch_size"], augment=augmenter,
-                           shuffle=True, seed=params["seed"], sample_weight=weights,
+                           shuffle=True, seed=params["seed"], sample_weight=weights, shard=shard,
                            workers=devices.input_workers())
 
 
@@ -220,12 +222,9 @@ def mixed_precision(precision):
         keras.config.set_dtype_policy(previous)
 
 
-def _fit(model, batches, params, callbacks, first_epoch, verbose=2):
+def _fit(place, model, batches, params, callbacks, first_epoch, verbose=2, stop_request=None):
     try:
-        # Batches shuffles itself from (seed, epoch); Keras's own shuffle draws on the global RNG,
-        # which a resumed run cannot replay.
-        model.fit(batches, epochs=params["epochs"], shuffle=False, initial_epoch=first_epoch,
-                  callbacks=callbacks, verbose=verbose)
+        place.fit(model, batches, params["epochs"], first_epoch, callbacks, verbose, stop_request)
     except OSError as error:   # writing the epoch checkpoint: disk full, permissions
         raise explain(error, getattr(error, "filename", None) or "the run folder") from None
     except Exception as error:  # the backends raise their own types for exhausted device memory

@@ -232,6 +232,32 @@ def test_batches_augment_only_when_asked():
     assert calls[0] == calls[1]   # the same batch of the same epoch draws the same numbers
 
 
+def test_shards_split_every_global_batch_into_blocks_with_their_own_draws():
+    x = np.arange(20, dtype=np.float32)[:, None]
+    y, weights = x * 2, x * 3
+    whole = Batches(x, y, batch_size=8, seed=3, sample_weight=weights)
+    shards = [Batches(x, y, batch_size=8, seed=3, sample_weight=weights, shard=(k, 2)) for k in range(2)]
+    assert len(shards[0]) == len(whole) == 3   # the same steps, each worker with half of every batch
+    for epoch in range(2):
+        for i in range(len(whole)):
+            for part, expected in zip(zip(*(shard[i] for shard in shards)), whole[i]):
+                np.testing.assert_array_equal(np.concatenate(part), expected)
+        for batches in (whole, *shards):
+            batches.on_epoch_end()
+
+    draws = []
+
+    def augment(bx, by, rng):
+        draws.append(rng.random())
+        return bx, by
+
+    for k in range(2):
+        Batches(x, y, batch_size=8, augment=augment, shard=(k, 2))[0]
+    assert draws[0] != draws[1]   # the two workers do not augment their halves alike
+    with pytest.raises(ValueError, match="8 does not split into 3"):
+        Batches(x, y, batch_size=8, shard=(0, 3))
+
+
 def test_batches_turn_uint8_images_into_unit_floats_one_batch_at_a_time():
     pixels = np.random.default_rng(0).integers(0, 256, (10, 4, 4, 1), dtype=np.uint8)
     batches = Batches(pixels, np.arange(10), batch_size=4, shuffle=False)

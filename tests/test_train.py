@@ -1,9 +1,10 @@
+import contextlib
 import json
 
 import numpy as np
 import pytest
 
-from pipeline import train
+from pipeline import distribute, train
 from pipeline.errors import PipelineError
 
 
@@ -20,7 +21,8 @@ class ExhaustedModel:
 
 def test_device_out_of_memory_suggests_a_smaller_batch():
     with pytest.raises(PipelineError, match="try a smaller --batch-size") as error:
-        train._fit(ExhaustedModel(), None, {"epochs": 1, "batch_size": 512}, [], 0)
+        train._fit(distribute.Placement(contextlib.nullcontext()), ExhaustedModel(), None,
+                   {"epochs": 1, "batch_size": 512}, [], 0)
     assert "--batch-size 512" in str(error.value)
 
 
@@ -90,7 +92,7 @@ def test_worker_threads_train_the_same_model_as_one_thread(monkeypatch):
         batches = train._batches("expressions", data, params)
         assert batches.workers == workers
         model = train._compiled_model("expressions", data, params, steps_per_epoch=len(batches))
-        train._fit(model, batches, params, [], 0, verbose=0)
+        train._fit(distribute.Placement(contextlib.nullcontext()), model, batches, params, [], 0, verbose=0)
         weights[workers] = model.get_weights()
     for one, threaded in zip(weights[1], weights[3]):
         np.testing.assert_allclose(one, threaded, rtol=1e-6, atol=1e-7)
