@@ -27,7 +27,10 @@ import concurrent.futures
 import contextlib
 import json
 import os
+import signal
 from dataclasses import dataclass
+
+import numpy as np
 
 from .errors import PipelineError
 
@@ -40,18 +43,31 @@ class Placement:
     replicas: int = 1                          # over all workers
     worker: int = 0                            # this machine's place among the workers
     workers: int = 1
-    strategy: object = None                    # a multiworker run's MultiWorkerMirroredStrategy
+    multiworker: object = None                 # a multiworker run's MultiWorkerMirroredStrategy
 
-    def fit(self, model, batches, epochs, initial_epoch=0, callbacks=(), verbose=2, stop_request=None):
-        """Train `model` on `batches` (augment.Batches of this worker's share) like `model.fit`.
-        `stop_request` (resume.StopRequest): across workers, a signal to one stops all after the epoch."""
-        if self.strategy is None:
+    def fit(self, model, batches, *, epochs, initial_epoch=0, callbacks=(), verbose=2):
+        """Train `model` on `batches` (augment.Batches of this worker's share) like `model.fit`."""
+        if self.multiworker is None:
             # Batches shuffles itself from (seed, epoch); Keras's own shuffle draws on the global
             # RNG, which a resumed run cannot replay.
             return model.fit(batches, epochs=epochs, shuffle=False, initial_epoch=initial_epoch,
                              callbacks=list(callbacks), verbose=verbose)
-        return _fit_across_workers(self.strategy, model, batches, epochs, initial_epoch, callbacks, verbose,
-                                   stop_request)
+        return _fit_across_workers(self.multiworker, model, batches, epochs=epochs, initial_epoch=initial_epoch,
+                                   callbacks=callbacks, verbose=verbose)
+
+    def any_signal(self, signum):
+        """The stop signal this run obeys at an epoch's end, given this worker's (None: none): on
+        several workers a collective, called once per epoch by every worker, so that a signal to any
+        of them stops all after the same epoch (one that stopped alone would leave the others waiting
+        in their next all-reduce); the others obey SIGTERM."""
+        if self.multiworker is None:
+            return signum
+        import tensorflow as tf
+
+        flags = self.multiworker.experimental_distribute_values_from_function(
+            lambda context: tf.constant(float(signum is not None)))
+        signalled = float(self.multiworker.reduce("SUM", flags, axis=None)) > 0
+        return signum or (signal.SIGTERM if signalled else None)
 
 
 def placement(name, batch_size):
@@ -115,11 +131,15 @@ def _multiworker():
     worker, workers = cluster_from_environment()
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     return Placement(strategy.scope(), replicas=strategy.num_replicas_in_sync, worker=worker,
-                     workers=workers, strategy=strategy)
+                     workers=workers, multiworker=strategy)
 
 
-def _fit_across_workers(strategy, model, batches, epochs, initial_epoch, callbacks, verbose, stop_request):
-    """`model.fit` for MultiWorkerMirroredStrategy (see the module's docstring for why)."""
+def _fit_across_workers(strategy, model, batches, *, epochs, initial_epoch, callbacks, verbose):
+    """`model.fit` under MultiWorkerMirroredStrategy (see the module's docstring for why).
+
+    Unlike fit: the step is not compiled with XLA, and `model.stop_training` is read at the end of
+    each epoch only (the workers agree on it there, since they validate the same weights alike).
+    """
     import keras
     import tensorflow as tf
 
@@ -136,11 +156,12 @@ def _fit_across_workers(strategy, model, batches, epochs, initial_epoch, callbac
 
     @tf.function
     def step(data):
-        logs = strategy.run(model.train_step, args=(data,))
-        return {name: strategy.reduce("MEAN", value, axis=None) for name, value in logs.items()}
+        strategy.run(model.train_step, args=(data,))
 
     with strategy.scope():
         _build_training_state(model, batches[0])
+    _check_workers_agree(strategy, {"first epoch": initial_epoch, "steps per epoch": len(batches),
+                                    "weights checksum": sum(float(np.sum(w, dtype=np.float64)) for w in model.get_weights())})
     callbacks = keras.callbacks.CallbackList(list(callbacks), add_history=True, add_progbar=verbose != 0, model=model,
                                              verbose=verbose, epochs=epochs, steps=len(batches))
     model.stop_training = False
@@ -152,15 +173,15 @@ def _fit_across_workers(strategy, model, batches, epochs, initial_epoch, callbac
         callbacks.on_epoch_begin(epoch)
         for index, batch in enumerate(_prefetched(batches)):
             callbacks.on_train_batch_begin(index)
-            logs = step(per_replica(batch))
-            callbacks.on_train_batch_end(index, logs)
-        logs = {name: float(value) for name, value in logs.items()}
+            step(per_replica(batch))
+            callbacks.on_train_batch_end(index)
+        # Read across replicas: the metrics' totals and counts are summed over all workers first.
+        logs = {name: float(value) for name, value in model.get_metrics_result().items()}
         batches.on_epoch_end()
-        if stop_request is not None:   # before the callbacks, so that every worker's checkpoint decides alike
-            stop_request.signum = _signal_to_any(strategy, stop_request.signum)
         callbacks.on_epoch_end(epoch, logs)
         if model.stop_training:
             break
+    model.optimizer.finalize_variable_values(model.trainable_variables)
     callbacks.on_train_end(logs)
     return model.history
 
@@ -177,17 +198,20 @@ def _build_training_state(model, batch):
         model.optimizer.build(model.trainable_variables)
 
 
-def _signal_to_any(strategy, signum):
-    """This worker's `signum`, or SIGTERM when only other workers got a signal (None when none did):
-    a worker that stopped alone would leave the others waiting in their next all-reduce."""
-    import signal
-
+def _check_workers_agree(strategy, values):
+    """Raise on every worker unless all workers have the same `values` ({name: number}): workers that
+    resumed from different epochs, or hold data of different sizes, would otherwise wait on each
+    other forever or train apart."""
     import tensorflow as tf
 
-    flags = strategy.experimental_distribute_values_from_function(
-        lambda context: tf.constant(float(signum is not None)))
-    signalled = float(strategy.reduce("SUM", flags, axis=None)) > 0   # a collective: every worker calls it
-    return signum or (signal.SIGTERM if signalled else None)
+    mine = tf.constant([list(values.values())], tf.float64)
+    every = strategy.gather(strategy.experimental_distribute_values_from_function(lambda context: mine), axis=0)
+    every = every.numpy()[::len(strategy.extended.worker_devices)]   # one row per worker
+    differ = [f"{name} ({', '.join(f'{v:.10g}' for v in every[:, i])})"
+              for i, name in enumerate(values) if len(set(every[:, i])) > 1]
+    if differ:
+        raise PipelineError(f"the workers disagree on {'; '.join(differ)}: give every worker the same data "
+                            "and options, and with --resume the backups of the same epoch")
 
 
 def _prefetched(batches, ahead=4):

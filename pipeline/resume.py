@@ -58,11 +58,13 @@ class Checkpoint(keras.callbacks.Callback):
     """Saves the training state after every epoch; restores it when training resumes.
 
     Must come after EarlyStopping in the callback list, so that it sees that epoch's decision.
+    `agree(signum) -> signum` settles, once per epoch, the signal the run obeys (on several workers,
+    Placement.any_signal: a signal to one stops all); a signal that arrives later counts at the next.
     """
 
-    def __init__(self, folder, early_stopping, request, state=None):
+    def __init__(self, folder, early_stopping, request, state=None, agree=lambda signum: signum):
         super().__init__()
-        self.folder, self.early_stopping, self.request = folder, early_stopping, request
+        self.folder, self.early_stopping, self.request, self.agree = folder, early_stopping, request, agree
         self.state = state
         self.history = dict(state["history"]) if state else {}
 
@@ -81,9 +83,10 @@ class Checkpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
+        signum = self.agree(self.request.signum)
         self._save(epoch + 1)
-        if self.request.signum is not None and not self.model.stop_training:
-            raise TrainingInterrupted(self.request.signum, epoch + 1, self.folder)
+        if signum is not None and not self.model.stop_training:
+            raise TrainingInterrupted(signum, epoch + 1, self.folder)
 
     def _save(self, epochs_done):
         """Write this epoch's files in a folder of their own, then point state.json at it: a kill at any

@@ -131,11 +131,10 @@ def run(competition, processed, run_dir, params, echo=print, resume_training=Fal
     with resume.stop_on_signals(echo) as stop_request:
         from .optimizers import schedule_callbacks
 
-        checkpoint = resume.Checkpoint(backup, stopping, stop_request, state)
+        checkpoint = resume.Checkpoint(backup, stopping, stop_request, state, agree=place.any_signal)
         callbacks = [Validation(data.val_x, score, params["batch_size"]), heap.KeepBuffers(), stopping,
                      *schedule_callbacks(params, monitor, mode), checkpoint]
-        _fit(place, model, batches, params, callbacks, state["epoch"] if state else 0, verbose=2 if progress else 0,
-             stop_request=stop_request)
+        _fit(place, model, batches, params, callbacks, state["epoch"] if state else 0, verbose=2 if progress else 0)
     seconds = time.perf_counter() - started
 
     history = checkpoint.history
@@ -222,9 +221,10 @@ def mixed_precision(precision):
         keras.config.set_dtype_policy(previous)
 
 
-def _fit(place, model, batches, params, callbacks, first_epoch, verbose=2, stop_request=None):
+def _fit(place, model, batches, params, callbacks, first_epoch, verbose=2):
     try:
-        place.fit(model, batches, params["epochs"], first_epoch, callbacks, verbose, stop_request)
+        place.fit(model, batches, epochs=params["epochs"], initial_epoch=first_epoch, callbacks=callbacks,
+                  verbose=verbose)
     except OSError as error:   # writing the epoch checkpoint: disk full, permissions
         raise explain(error, getattr(error, "filename", None) or "the run folder") from None
     except Exception as error:  # the backends raise their own types for exhausted device memory

@@ -151,7 +151,7 @@ import keras
 from pipeline import distribute
 from pipeline.augment import Batches
 
-strategy, out = sys.argv[1], sys.argv[2]
+strategy, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 keras.utils.set_random_seed(0)
 place = distribute.placement(strategy, batch_size=16)
 with place.scope:
@@ -160,8 +160,9 @@ with place.scope:
                                            name="rows")   # how many rows each replica's step took
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse", metrics=["mae", rows])
 rng = np.random.default_rng(1)
-x, y = rng.normal(size=(64, 6)).astype("float32"), rng.normal(size=(64, 2)).astype("float32")
-batches = Batches(x, y, batch_size=16, seed=0, shard=(place.worker, place.workers))
+x, y = rng.normal(size=(n, 6)).astype("float32"), rng.normal(size=(n, 2)).astype("float32")
+weights = rng.uniform(0.2, 2.0, size=n).astype("float32")   # the weighted metrics must add up across workers
+batches = Batches(x, y, batch_size=16, seed=0, sample_weight=weights, shard=(place.worker, place.workers))
 history = place.fit(model, batches, epochs=3, verbose=0)
 np.savez(out + ".npz", *model.get_weights())
 with open(out + ".json", "w") as file:
@@ -209,8 +210,8 @@ def run_workers(command, workers=2):
 @in_subprocesses
 def test_two_workers_train_like_one_device_with_the_same_global_batch(tmp_path):
     script = STEPS_ON_ONE_DEVICE_OR_TWO_WORKERS.replace("ROOT_PATH", repr(str(ROOT)))
-    run_script(STEPS_ON_ONE_DEVICE_OR_TWO_WORKERS, "none", str(tmp_path / "single"))
-    for done in run_workers(lambda i: [sys.executable, "-c", script, "multiworker", str(tmp_path / f"worker{i}")]):
+    run_script(STEPS_ON_ONE_DEVICE_OR_TWO_WORKERS, "none", str(tmp_path / "single"), "64")
+    for done in run_workers(lambda i: [sys.executable, "-c", script, "multiworker", str(tmp_path / f"worker{i}"), "64"]):
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
 
     def weights(name):
@@ -226,6 +227,16 @@ def test_two_workers_train_like_one_device_with_the_same_global_batch(tmp_path):
         np.testing.assert_allclose(logs[1]["history"][key], logs[0]["history"][key], rtol=1e-5)
         assert logs[1]["history"][key] == logs[2]["history"][key]
     assert [log["history"]["rows"] for log in logs] == [[16] * 3, [8] * 3, [8] * 3]   # each worker its half
+
+
+@in_subprocesses
+def test_workers_with_different_data_stop_with_one_clear_error(tmp_path):
+    script = STEPS_ON_ONE_DEVICE_OR_TWO_WORKERS.replace("ROOT_PATH", repr(str(ROOT)))
+    results = run_workers(lambda i: [sys.executable, "-c", script, "multiworker", str(tmp_path / f"worker{i}"),
+                                     ("64", "48")[i]])
+    for done in results:   # both, rather than one waiting for the other forever
+        assert done.returncode != 0
+        assert "the workers disagree on steps per epoch (4, 3)" in done.stderr, done.stderr[-3000:]
 
 
 @in_subprocesses
