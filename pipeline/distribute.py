@@ -62,11 +62,7 @@ class Placement:
         in their next all-reduce); the others obey SIGTERM."""
         if self.multiworker is None:
             return signum
-        import tensorflow as tf
-
-        flags = self.multiworker.experimental_distribute_values_from_function(
-            lambda context: tf.constant(float(signum is not None)))
-        signalled = float(self.multiworker.reduce("SUM", flags, axis=None)) > 0
+        signalled = _from_every_worker(self.multiworker, [signum is not None]).any()
         return signum or (signal.SIGTERM if signalled else None)
 
 
@@ -202,16 +198,22 @@ def _check_workers_agree(strategy, values):
     """Raise on every worker unless all workers have the same `values` ({name: number}): workers that
     resumed from different epochs, or hold data of different sizes, would otherwise wait on each
     other forever or train apart."""
-    import tensorflow as tf
-
-    mine = tf.constant([list(values.values())], tf.float64)
-    every = strategy.gather(strategy.experimental_distribute_values_from_function(lambda context: mine), axis=0)
-    every = every.numpy()[::len(strategy.extended.worker_devices)]   # one row per worker
+    every = _from_every_worker(strategy, list(values.values()))
     differ = [f"{name} ({', '.join(f'{v:.10g}' for v in every[:, i])})"
               for i, name in enumerate(values) if len(set(every[:, i])) > 1]
     if differ:
         raise PipelineError(f"the workers disagree on {'; '.join(differ)}: give every worker the same data "
                             "and options, and with --resume the backups of the same epoch")
+
+
+def _from_every_worker(strategy, numbers):
+    """(workers, len(numbers)) float64 array: every worker's `numbers`, in worker order, on every
+    worker (a collective: all workers must call it together)."""
+    import tensorflow as tf
+
+    mine = tf.constant([numbers], tf.float64)
+    every = strategy.gather(strategy.experimental_distribute_values_from_function(lambda context: mine), axis=0)
+    return every.numpy()[::len(strategy.extended.worker_devices)]   # one row per replica: keep one per worker
 
 
 def _prefetched(batches, ahead=4):
