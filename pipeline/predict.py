@@ -125,8 +125,12 @@ def run(competition, processed, run_dir, batch_size=256, tta=None):
 
     check_same_labels(run_dir, processed)
     probabilities = predict_probabilities(models, images, batch_size, tta)
-    save_arrays(run_dir / PREDICTIONS, probabilities=probabilities, labels=probabilities.argmax(1))
-    metrics = test_accuracy(probabilities.argmax(1), data["test_labels"], data["test_usage"])
+    predicted = probabilities.argmax(1)
+    save_arrays(run_dir / PREDICTIONS, probabilities=probabilities, labels=predicted)
+    metrics = test_accuracy(predicted, data["test_labels"], data["test_usage"])
+    if "test_plurality_labels" in data:   # FERPlus: also over every face whose most voted column is an emotion
+        plurality = test_accuracy(predicted, data["test_plurality_labels"], data["test_usage"])
+        metrics.update({f"{key}_plurality": value for key, value in plurality.items()})
     write_json(run_dir / TEST_METRICS, {**metrics, "classes": predictor["classes"], "tta": tta})
     return {"test_rows": len(probabilities), "tta": tta, **metrics}
 

@@ -90,8 +90,10 @@ def run(competition, interim, out, keypoint_range="image"):
         scaled["test_ids"] = arrays["test_ids"]
         write_json(out / SCALING, scaling.to_json())
     else:
-        for key in ("train_labels", "train_distribution", "test_labels", "test_distribution", "test_usage"):
-            scaled[key] = arrays[key]
+        for key in ("train_labels", "train_distribution", "test_labels", "test_distribution", "test_usage",
+                    "test_plurality_labels"):   # the last: FERPlus only
+            if key in arrays:
+                scaled[key] = arrays[key]
     save_arrays(out / ARRAYS, **scaled)
     write_json(out / META, meta)
     return {"train_rows": int(len(scaled["train_x"])), "test_rows": int(len(scaled["test_x"])),

@@ -2,10 +2,11 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from pipeline import sample
+from pipeline import clean, sample
 from pipeline.competitions import EXPRESSIONS, KEYPOINTS
 from run import cli
 
@@ -52,6 +53,27 @@ def test_a_fer2013_run_refuses_to_score_against_ferplus_labels(tmp_path):
     assert result.exit_code != 0
     assert f"run {fer2013_run} was trained on fer2013 labels" in result.output
     assert "--labels fer2013" in result.output
+
+
+@pytest.mark.slow
+def test_ferplus_runs_are_scored_by_ferplus_rule_and_by_plurality(tmp_path):
+    raw = tmp_path / "data" / "raw" / EXPRESSIONS.slug
+    raw.mkdir(parents=True)
+    sample.write_sample(EXPRESSIONS, raw, seed=3, sizes=sample.SampleSizes(expressions=200))
+    invoke(tmp_path, "all", "--task", "expressions", "--labels", "ferplus", "--epochs", "1", "--model", "compact_vgg")
+    runs = tmp_path / "data" / "runs" / EXPRESSIONS.slug
+    run_dir = runs / (runs / "latest").read_text().strip()
+    scored = json.loads((run_dir / "test_metrics.json").read_text())
+
+    ferplus = pd.read_csv(raw / "fer2013new.csv")
+    votes, usage = ferplus.iloc[:, 2:].to_numpy(), ferplus.Usage.to_numpy()
+    predicted = np.load(run_dir / "predictions.npz")["labels"]
+    test = usage != "Training"
+    for key, labels in (("private_test_accuracy", clean.ferplus_test_labels(votes)[test]),
+                        ("private_test_accuracy_plurality", clean.ferplus_majority(votes)[0][test])):
+        rows = (usage[test] == "PrivateTest") & (labels >= 0)
+        assert scored[key] == pytest.approx(np.mean(predicted[rows] == labels[rows]))
+    assert {"public_test_accuracy", "public_test_accuracy_plurality"} <= scored.keys()
 
 
 def test_predict_batches_matches_one_big_batch_for_any_batch_size():

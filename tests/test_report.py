@@ -100,3 +100,15 @@ def test_the_page_renders_in_a_headless_browser(reported, tmp_path):
 
     pixels = matplotlib.image.imread(shot)
     assert pixels.std() > 0.05     # not a blank page: text and plots drawn
+
+
+def test_ferplus_scores_show_both_ways_of_choosing_the_test_faces():
+    from pipeline.report import metrics_table
+
+    test = {"public_test_accuracy": 0.86, "private_test_accuracy": 0.85,
+            "public_test_accuracy_plurality": 0.83, "private_test_accuracy_plurality": 0.81, "tta": "flip"}
+    rows = {what: value for what, value, _ in metrics_table("expressions", "ferplus", {"majority_accuracy": 0.4},
+                                                                 test, "flip")}
+    assert rows["PrivateTest accuracy, TTA flip"] == "0.8500"
+    assert rows["PrivateTest accuracy, TTA flip, every face whose most voted column is an emotion"] == "0.8100"
+    assert rows["VGG13 (Barsoum et al. 2016), FERPlus test"] == "0.85"
