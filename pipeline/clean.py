@@ -19,6 +19,9 @@ from .fileio import save_arrays, write_json, write_text
 from .pixels import parse_pixel_strings
 
 ARRAYS = "clean.npz"
+# Part of the stage's cache key: raise it when the same raw files and options clean to something
+# else, so a project cleaned by older code cleans again. 2: FERPlus test rows labelled by FERPlus's rule.
+FORMAT = 2
 META = "meta.json"
 LOOKUP = "lookup.csv"
 TEST_IDS = "test_ids.csv"

@@ -84,8 +84,8 @@ class Pipeline:
             self._require([raw / competition.required_files[0][0]], competition, "download", "raw data")
         params = {"skip_bad_rows": skip_bad_rows}
         params.update({"dropna": dropna} if competition.task == "keypoints" else {"labels": labels})
-        return self._step("clean", competition, out / "clean.manifest.json", download.raw_files(raw), params,
-                          clean.outputs(competition, out),
+        return self._step("clean", competition, out / "clean.manifest.json", download.raw_files(raw),
+                          {**params, "format": clean.FORMAT}, clean.outputs(competition, out),
                           self._narrated(f"{competition.task} clean: parsing and checking the files in {raw}",
                                          lambda: clean.run(competition, raw, out, **params)))
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from pipeline import sample
+from pipeline import clean, sample
 from pipeline.competitions import EXPRESSIONS, KEYPOINTS
 from pipeline.errors import MissingInputError
 from pipeline.stages import Pipeline
@@ -29,6 +29,19 @@ def test_a_stage_runs_then_is_cached_and_narrates_only_when_it_runs(tmp_path):
     assert chain.clean(KEYPOINTS).status == "cached"
     assert said == []
     assert chain.clean(KEYPOINTS, dropna=True).status == "ran"       # another option: runs again
+
+
+def test_data_cleaned_by_an_older_format_is_cleaned_again(tmp_path):
+    chain = Pipeline(tmp_path, echo=lambda line: None)
+    raw_keypoints(tmp_path)
+    chain.clean(KEYPOINTS)
+    manifest = tmp_path / "data" / "interim" / KEYPOINTS.slug / "clean.manifest.json"
+    record = json.loads(manifest.read_text())
+    assert record["params"]["format"] == clean.FORMAT
+    record["params"]["format"] = clean.FORMAT - 1
+    manifest.write_text(json.dumps(record))
+    assert chain.clean(KEYPOINTS).status == "ran"
+    assert chain.clean(KEYPOINTS).status == "cached"
 
 
 def test_quiet_pipeline_says_nothing_while_running(tmp_path):
