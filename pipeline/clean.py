@@ -228,9 +228,10 @@ def clean_expressions(raw, out, labels="fer2013", skip_bad_rows=False):
         "train_rows": int(train.sum()), "test_rows": int(len(test_images)), "labels": labels,
         "skipped_bad_rows": int(len(problems.rows)), "skipped_by_kind": skipped,
         "dropped_unknown_or_not_face": dropped_ferplus,
-        "scored_test_rows": int((np.asarray(test_labels) >= 0).sum()),
         "class_counts": np.bincount(train_labels[train], minlength=len(classes)).tolist(),
     }
+    if labels == "ferplus":   # FER2013's summary stays as it was: its runs keep their names
+        summary["scored_test_rows"] = int((np.asarray(test_labels) >= 0).sum())
     write_json(out / META, {"task": "expressions", "classes": list(classes),
                             "submission_header": _submission_header(raw), "summary": summary})
     return summary
@@ -298,11 +299,13 @@ def ferplus_majority(votes):
 
 def ferplus_test_labels(votes):
     """FERPlus's own test label: the emotion holding more than half of a face's votes once the
-    single votes are dropped, or -1 (not scored) where none does.
+    single votes (in any of the 10 columns) are dropped, or -1 (not scored) where none does.
 
-    This is how microsoft/FERPlus's reader ("majority" mode, src/ferplus.py) builds its validation
-    and test sets, so accuracies on it compare with Barsoum et al.'s 85% and later FERPlus papers.
-    It scores about 89% of the test faces; the rest have no clear majority.
+    This is the rule of microsoft/FERPlus's reader in "majority" mode (src/ferplus.py), which builds
+    its validation and test sets, so accuracies on it compare with Barsoum et al.'s 85% and later
+    FERPlus papers. Applied to fer2013new.csv it scores 88.5% of the test faces; the rest have no
+    clear majority. (The reader reads the votes of the repository's per-folder label.csv files,
+    which differ from fer2013new.csv's for 283 of the test faces.)
     """
     votes = np.asarray(votes, np.float64)
     kept = np.where(votes > 1, votes, 0)   # a lone vote is an outlier

@@ -97,12 +97,13 @@ def test_ferplus_test_labels_follow_ferplus_own_reader():
     votes = [[5, 1, 1, 1, 1, 1, 0, 0, 0, 0],     # single votes dropped: 5 of 5 -> neutral
              [4, 3, 3, 0, 0, 0, 0, 0, 0, 0],     # 4 of 10 is no majority -> not scored
              [0, 5, 5, 0, 0, 0, 0, 0, 0, 0],     # a tie is no majority
-             [0, 0, 6, 0, 0, 0, 0, 0, 4, 0],     # 6 of 10, unknown votes count in the total -> surprise
+             [0, 0, 6, 0, 0, 0, 0, 0, 4, 0],     # 6 of 10 -> surprise
+             [0, 0, 4, 0, 0, 0, 0, 0, 3, 3],     # 4 of 10: unknown and NF votes count in the total
              [0, 0, 0, 0, 0, 0, 0, 0, 9, 1],     # unknown -> not scored
              [0, 0, 0, 0, 0, 0, 0, 0, 2, 8],     # not a face -> not scored
              [0, 0, 0, 0, 0, 0, 0, 0, 0, 0],     # no votes
              [0, 0, 0, 0, 0, 0, 0, 6, 2, 2]]     # contempt
-    assert clean.ferplus_test_labels(votes).tolist() == [0, -1, -1, 2, -1, -1, -1, FERPLUS_CLASSES.index("contempt")]
+    assert clean.ferplus_test_labels(votes).tolist() == [0, -1, -1, 2, -1, -1, -1, -1, FERPLUS_CLASSES.index("contempt")]
     label, _, _ = clean.ferplus_majority(votes)   # training's plurality labels the first two rows
     assert label.tolist()[:2] == [0, 0]
 
@@ -116,8 +117,9 @@ def test_ferplus_test_rows_are_scored_by_ferplus_rule_and_by_plurality(expressio
     np.testing.assert_array_equal(arrays["test_labels"], rule)
     np.testing.assert_array_equal(arrays["test_plurality_labels"], plurality)
     assert summary["scored_test_rows"] == (rule >= 0).sum() < (plurality >= 0).sum()
-    clean.run(EXPRESSIONS, expressions_raw, tmp_path / "fer2013")
+    fer2013 = clean.run(EXPRESSIONS, expressions_raw, tmp_path / "fer2013")
     assert "test_plurality_labels" not in load_arrays(tmp_path / "fer2013" / clean.ARRAYS)
+    assert "scored_test_rows" not in fer2013   # FER2013's meta.json, hence its runs' names, unchanged
 
 
 def test_ferplus_labels_drop_unusable_training_rows_only(expressions_raw, tmp_path):
