@@ -195,7 +195,7 @@ def clean_expressions(raw, out, labels="fer2013", skip_bad_rows=False):
         votes = _ferplus_votes(raw / "fer2013new.csv", len(frame))
         majority, distribution, usable = ferplus_majority(votes)
         classes, train_labels, test_labels = FERPLUS_CLASSES, majority, ferplus_test_labels(votes)
-        extra = {"test_plurality_labels": np.where(usable, majority, -1)[is_test]}
+        extra = {"test_plurality_labels": majority[is_test]}   # -1 where "unknown" or "NF" won
         dropped_ferplus = int((train & ~usable).sum())
         train &= usable
     else:

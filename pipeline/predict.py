@@ -127,10 +127,7 @@ def run(competition, processed, run_dir, batch_size=256, tta=None):
     probabilities = predict_probabilities(models, images, batch_size, tta)
     predicted = probabilities.argmax(1)
     save_arrays(run_dir / PREDICTIONS, probabilities=probabilities, labels=predicted)
-    metrics = test_accuracy(predicted, data["test_labels"], data["test_usage"])
-    if "test_plurality_labels" in data:   # FERPlus: also over every face whose most voted column is an emotion
-        plurality = test_accuracy(predicted, data["test_plurality_labels"], data["test_usage"])
-        metrics.update({f"{key}_plurality": value for key, value in plurality.items()})
+    metrics = expression_test_metrics(predicted, data)
     write_json(run_dir / TEST_METRICS, {**metrics, "classes": predictor["classes"], "tta": tta})
     return {"test_rows": len(probabilities), "tta": tta, **metrics}
 
@@ -147,6 +144,16 @@ def check_same_labels(run_dir, processed):
                             f"data holds {label_set(data_classes)} labels; run `python run.py clean --task "
                             f"expressions --labels {label_set(run_classes)}` and `scale` first, or choose "
                             "another --run")
+
+
+def expression_test_metrics(predicted, data):
+    """test_accuracy against the processed arrays' test labels; for FERPlus also against the plurality
+    labels (every face whose most voted column is an emotion), as `<key>_plurality`."""
+    metrics = test_accuracy(predicted, data["test_labels"], data["test_usage"])
+    if "test_plurality_labels" in data:
+        plurality = test_accuracy(predicted, data["test_plurality_labels"], data["test_usage"])
+        metrics.update({f"{key}_plurality": value for key, value in plurality.items()})
+    return metrics
 
 
 def test_accuracy(predicted, labels, usage):

@@ -112,6 +112,16 @@ def test_test_accuracy_reports_each_usage_and_skips_unlabelled_rows():
                                                                "private_test_accuracy": 1.0}
 
 
+def test_ferplus_test_metrics_score_each_label_set_apart():
+    predicted = np.array([0, 1, 2, 3])
+    data = {"test_usage": np.array([2, 2, 2, 2]), "test_labels": np.array([0, -1, -1, 0]),
+            "test_plurality_labels": np.array([0, 1, 2, 0])}
+    assert predict.expression_test_metrics(predicted, data) == {"private_test_accuracy": 0.5,
+                                                                "private_test_accuracy_plurality": 0.75}
+    del data["test_plurality_labels"]   # FER2013: one label set
+    assert predict.expression_test_metrics(predicted, data) == {"private_test_accuracy": 0.5}
+
+
 def test_a_shifted_view_moves_the_content_and_repeats_the_border():
     images = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
     moved = predict.view(images, False, 1, 0)[0, :, :, 0]
