@@ -299,15 +299,19 @@ def _print_scores(competition, metrics, written):
 @TASK
 @click.pass_obj
 def runs_command(root, task):
-    """List the trained runs, best validation score first."""
+    """List the trained runs, best validation score first (expressions: FER2013 and FERPlus runs apart)."""
     from pipeline.paths import Layout
     from pipeline.runs import listed, table
 
     for competition in tasks_for(task):
         found = listed(Layout(root).runs(competition), competition.task)
-        click.echo(f"{competition.task} ({len(found)} runs):")
-        for line in table(found, competition.task) if found else ["  none yet: python run.py train"]:
-            click.echo(line)
+        if not found:
+            click.echo(f"{competition.task} (0 runs):\n  none yet: python run.py train")
+        for labels in sorted({run.labels for run in found}):   # FER2013 and FERPlus runs apart
+            group = [run for run in found if run.labels == labels]
+            click.echo(f"{competition.task}{f', {labels} labels' if labels else ''} ({len(group)} runs):")
+            for line in table(group, competition.task):
+                click.echo(line)
 
 
 @cli.command("report")

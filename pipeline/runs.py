@@ -1,10 +1,13 @@
 """The trained runs of a competition, read from their folders (no Keras): for `run.py runs` and
-`--run best`. A run's validation score is its `metrics.json`'s, with the TTA of its recipe."""
+`--run best`. A run's validation score is its `metrics.json`'s, with the TTA of its recipe.
+
+Expressions runs trained on FER2013 and on FERPlus labels share a folder but not a scale: FERPlus
+accuracy runs some 20 points higher, so they are listed and ranked apart, by `labels`."""
 import datetime
 from dataclasses import dataclass
 from pathlib import Path
 
-from .competitions import VALIDATION_METRIC
+from .competitions import VALIDATION_METRIC, label_set
 from .fileio import read_json
 
 
@@ -16,6 +19,7 @@ class Run:
     metrics: dict
     test: dict        # test_metrics.json, {} before predict
     finished: datetime.datetime
+    labels: str       # "fer2013" or "ferplus" for expressions (from predictor.json's classes), "" for keypoints
 
     def score(self, task):
         """The validation score under the run's own test-time augmentation."""
@@ -26,17 +30,22 @@ class Run:
         return self.metrics.get(metric if tta == "none" else f"{metric}_{tta}", self.metrics[metric])
 
 
-def listed(runs_folder, task):
-    """Every complete run under `runs_folder`, best validation score first."""
+def listed(runs_folder, task, labels=None):
+    """Every complete run under `runs_folder` (only those trained on `labels`, when given), best
+    validation score first."""
     found = []
     for folder in sorted(Path(runs_folder).glob("*/")):
         metrics_file = folder / "metrics.json"
         if not metrics_file.exists():
             continue
         test_file = folder / "test_metrics.json"
+        classes = read_json(folder / "predictor.json").get("classes")
         found.append(Run(folder.name, folder, read_json(folder / "params.json"), read_json(metrics_file),
                          read_json(test_file) if test_file.exists() else {},
-                         datetime.datetime.fromtimestamp(metrics_file.stat().st_mtime)))
+                         datetime.datetime.fromtimestamp(metrics_file.stat().st_mtime),
+                         label_set(classes) if task == "expressions" and classes else ""))
+    if labels is not None:
+        found = [run for run in found if run.labels == labels]
     higher_is_better = VALIDATION_METRIC[task][1] == "max"
     return sorted(found, key=lambda run: run.score(task), reverse=higher_is_better)
 

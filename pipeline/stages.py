@@ -139,16 +139,36 @@ class Pipeline:
             self._require([runs / LATEST], competition, "train", "trained model")
             run = (runs / LATEST).read_text().strip()
         elif run == "best":
-            from .runs import listed
-
-            ranked = listed(runs, competition.task)
-            if not ranked:
-                self._require([runs / "*" / train.METRICS], competition, "train", "trained model")
-            run = ranked[0].name
-            self.echo(f"{competition.task}: best run by validation score: {run}")
+            run = self._best_run(competition)
         run_dir = runs / run
         self._require([run_dir / predict.PREDICTOR], competition, "train", f"trained model for run {run}")
         return run_dir
+
+    def _best_run(self, competition):
+        """The best run by validation score; for expressions, among the runs trained on the labels
+        the processed data holds now: predict scores a run against those labels, and FERPlus accuracy
+        is not comparable with FER2013's."""
+        from .competitions import label_set
+        from .fileio import read_json
+        from .runs import listed
+
+        runs = self.layout.runs(competition)
+        meta = self.layout.processed(competition) / scale.META
+        labels = None
+        if competition.task == "expressions" and meta.exists():
+            labels = label_set(read_json(meta)["classes"])
+        ranked = listed(runs, competition.task, labels)
+        if not ranked:
+            others = listed(runs, competition.task)
+            if others:
+                raise MissingInputError(f"{competition.task}: no run trained on {labels} labels, the labels of "
+                                        f"the processed data (the {len(others)} here were trained on "
+                                        f"{others[0].labels}); run `python run.py train --task expressions` "
+                                        f"first, or `clean --labels {others[0].labels}` and `scale` to use them")
+            self._require([runs / "*" / train.METRICS], competition, "train", "trained model")
+        among = f" among the {labels} runs" if labels else ""
+        self.echo(f"{competition.task}: best run by validation score{among}: {ranked[0].name}")
+        return ranked[0].name
 
     def _run_files(self, run_dir):
         """What a run's predictions depend on: its folder's files and every member model."""
