@@ -126,11 +126,12 @@ def save_arrays(path, **arrays):
         np.savez(handle, **arrays)
 
 
-def load_arrays(path):
+def load_arrays(path, keys=None):
+    """The arrays of an .npz file: all, or only `keys` (the others are not read at all)."""
     import numpy as np
 
     with np.load(path, allow_pickle=False) as data:
-        return {key: data[key] for key in data.files}
+        return {key: data[key] for key in (data.files if keys is None else keys)}
 
 
 def replace_folder(built, folder):

@@ -153,7 +153,7 @@ def _expressions(models, data, tta, params, processed, out_dir, echo):
                                       output_dict=True, zero_division=0)
 
     echo("expressions: report: plots")
-    arrays = load_arrays(processed / scale.ARRAYS)
+    arrays = load_arrays(processed / scale.ARRAYS, keys=("train_labels", "test_usage", "test_labels"))
     counts = {"Training": np.bincount(arrays["train_labels"], minlength=len(classes))}
     for usage, code in (("PublicTest", 1), ("PrivateTest", 2)):
         rows = (arrays["test_usage"] == code) & (arrays["test_labels"] >= 0)

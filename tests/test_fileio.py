@@ -105,3 +105,13 @@ def test_failed_write_keeps_the_old_file(tmp_path):
             raise ValueError("the writer failed")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_load_arrays_reads_all_or_only_the_named_arrays(tmp_path):
+    import numpy as np
+
+    path = tmp_path / "arrays.npz"
+    fileio.save_arrays(path, images=np.zeros((3, 4, 4, 1), np.uint8), labels=np.array([2, 0, 1]))
+    assert sorted(fileio.load_arrays(path)) == ["images", "labels"]
+    only = fileio.load_arrays(path, keys=("labels",))
+    assert list(only) == ["labels"] and only["labels"].tolist() == [2, 0, 1]
