@@ -66,6 +66,8 @@ def options(*decorators):
 TASK = click.option("--task", type=TASK_CHOICES, default="both", help="Which competition.")
 FORCE = click.option("--force", is_flag=True, help="Re-run even when the cache says the outputs are current.")
 SEED = click.option("--seed", type=int, default=0, help="Seed for the built-in sample and for training.")
+RESUME = click.option("--resume", is_flag=True,
+                      help="Continue a training stopped by Ctrl-C or SIGTERM from its last epoch (same options).")
 DOWNLOAD = options(
     click.option("--source", type=click.Choice(["auto", "kaggle", "sample"]), default="auto",
                  help="auto: files already in data/raw/<slug>/, else Kaggle if credentials exist, else the built-in sample."),
@@ -220,8 +222,7 @@ def scale_command(root, task, keypoint_range, force):
 
 
 @cli.command("train")
-@options(TASK, TRAIN, SEED, FORCE)
-@click.option("--resume", is_flag=True, help="Continue a run stopped by Ctrl-C or SIGTERM from its last epoch (same options).")
+@options(TASK, TRAIN, SEED, FORCE, RESUME)
 @click.pass_obj
 def train_command(root, task, seed, force, resume, **train_options):
     """Train a model with validation early stopping (data/runs/<slug>/<model>-<hash>/).
@@ -253,13 +254,17 @@ def submission_command(root, task, run_name, force):
 
 
 @cli.command("all")
-@options(TASK, DOWNLOAD, CLEAN, SCALE, TRAIN, PREDICT, SEED, FORCE)
+@options(TASK, DOWNLOAD, CLEAN, SCALE, TRAIN, PREDICT, SEED, FORCE, RESUME)
 @click.option("--submit", "upload", is_flag=True, help="Upload each submission to Kaggle at the end (checked first).")
 @click.option("-m", "--message", default=None, help="Submission description; required with --submit.")
 @click.pass_obj
 def all_command(root, task, source, from_path, sample_size, seed, dropna, labels, skip_bad_rows, keypoint_range,
-                tta, force, upload, message, **train_options):
-    """Run every stage for each competition; unchanged stages are skipped as cached."""
+                tta, force, resume, upload, message, **train_options):
+    """Run every stage for each competition; unchanged stages are skipped as cached.
+
+    Ctrl-C (or SIGTERM) during training stops after the current epoch with its state saved; run the
+    same command with --resume to continue.
+    """
     if upload and not message:
         raise click.UsageError("--submit needs -m/--message")
     if upload:   # fail now rather than after hours of training
@@ -276,7 +281,7 @@ def all_command(root, task, source, from_path, sample_size, seed, dropna, labels
                               from_path=from_path if competition in imported else None))
         report(chain.clean(competition, dropna=dropna, labels=labels, skip_bad_rows=skip_bad_rows))
         report(chain.scale(competition, keypoint_range=keypoint_range))
-        trained = report(chain.train(competition, seed=seed, **train_options))
+        trained = report(chain.train(competition, seed=seed, resume=resume, **train_options))
         report(chain.predict(competition, tta=tta))
         written = report(chain.submission(competition))
         _print_scores(competition, trained.summary, written.summary)
