@@ -9,8 +9,9 @@ from pathlib import Path
 
 from . import clean, download, ensemble, export, predict, recipes, report, scale, submission, train
 from .cache import Cache, params_hash, stage_lock
+from .competitions import label_set
 from .errors import MissingInputError
-from .fileio import write_text
+from .fileio import read_json, write_text
 from .paths import Layout
 
 LATEST = "latest"   # file in data/runs/<slug>/ naming the most recently trained run
@@ -148,8 +149,6 @@ class Pipeline:
         """The best run by validation score; for expressions, among the runs trained on the labels
         the processed data holds now: predict scores a run against those labels, and FERPlus accuracy
         is not comparable with FER2013's."""
-        from .competitions import label_set
-        from .fileio import read_json
         from .runs import listed
 
         runs = self.layout.runs(competition)

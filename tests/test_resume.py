@@ -14,7 +14,8 @@ from pipeline.competitions import EXPRESSIONS
 pytestmark = pytest.mark.slow   # trains, or runs the whole chain
 
 RUN = str(Path(__file__).resolve().parents[1] / "run.py")
-TRAIN = ["train", "--task", "expressions", "--epochs", "8", "--patience", "20", "--batch-size", "16"]
+OPTIONS = ["--task", "expressions", "--epochs", "8", "--patience", "20", "--batch-size", "16"]
+TRAIN = ["train", *OPTIONS]
 
 
 def run(root, *args, **kwargs):
@@ -85,7 +86,7 @@ def test_interrupted_training_resumes_to_the_same_result(tmp_path, augment_on):
 
 def test_an_interrupted_all_resumes_with_the_same_command(tmp_path):
     """The interruption message says "the same command plus --resume"; for `all` that must work too."""
-    command = ["all", "--task", "expressions", "--sample-size", "0.06", *TRAIN[3:]]
+    command = ["all", "--sample-size", "0.06", *OPTIONS]
     resumed = resume_after_interrupting(tmp_path, command)
     assert "submission" in resumed.stdout
     assert (tmp_path / "submissions" / f"{EXPRESSIONS.slug}-latest.csv").exists()
