@@ -1,4 +1,4 @@
 """Kaggle face competitions pipeline: facial keypoints and FER2013/FERPlus expressions."""
-from . import runtime
+from pipeline.core import runtime
 
 runtime.configure()

@@ -1,20 +1,32 @@
-"""The chain of stages. For each: check its input exists, ask the cache, else run it and record it.
+"""The chain of stages, and the one facade the command line calls.
 
-Each stage reads only what the stage before it wrote. A stage's manifest lives beside its outputs and
-is written last; `force` re-runs a stage even when the cache vouches for it.
+For each stage: check its input exists, ask the cache, else run it and record it. Each stage reads
+only what the stage before it wrote. A stage's manifest lives beside its outputs and is written
+last; `force` re-runs a stage even when the cache vouches for it.
+
+A chain with nothing to do answers in under half a second, so the modules that bring pandas,
+scikit-learn, Keras or TensorFlow are imported inside the method of the stage that needs them, only
+when it runs (each such import says so).
 """
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import clean, download, ensemble, export, predict, recipes, report, scale, submission, train
-from .cache import Cache, params_hash, stage_lock
-from .competitions import label_set
-from .errors import MissingInputError
-from .fileio import read_json, write_text
-from .paths import Layout
-
-LATEST = "latest"   # file in data/runs/<slug>/ naming the most recently trained run
+from pipeline.core import defaults
+from pipeline.core.cache import Cache, params_hash, stage_lock
+from pipeline.core.competitions import label_set, tasks_for
+from pipeline.core.errors import MissingInputError, PipelineError
+from pipeline.core.fileio import read_json, write_text
+from pipeline.core.layout import (LATEST, META, METRICS, PREDICTOR, Layout, clean_outputs, ensemble_outputs,
+                                  latest_submission, manifest, predict_outputs, scale_outputs, submission_paths,
+                                  train_outputs)
+from pipeline.core.recipes import DEFAULT_RECIPE
+from pipeline.data import download, kaggle_api, scale
+from pipeline.inference import predict
+from pipeline.inference.rundir import RunDir
+from pipeline.models import get_spec
+from pipeline.reporting import runs
+from pipeline.training.params import resolve
 
 
 @dataclass
@@ -24,6 +36,33 @@ class Outcome:
     status: str      # "ran" | "cached"
     summary: dict
     seconds: float
+
+    def line(self):
+        """The stage's one summary line, as run.py prints it."""
+        details = ", ".join(f"{k}={_short(v)}" for k, v in self.summary.items() if not isinstance(v, (dict, list)))
+        return f"{self.task:<11} {self.stage:<10} {self.status:<6} {self.seconds:6.1f}s  {details}"
+
+
+def _short(value):
+    return f"{value:.4g}" if isinstance(value, float) else value
+
+
+def competitions_for(task, model=None):
+    """The competitions a command works on; a named --model narrows "both" to its own task."""
+    if model and task == "both":
+        task = get_spec(model).task
+    return tasks_for(task)
+
+
+def scores_line(competition, metrics, written):
+    """What `run.py all` says at the end of a competition: the validation score and the submission."""
+    if competition.task == "keypoints":
+        score = (f"validation RMSE {metrics['val_rmse']:.3f} px, {metrics['val_rmse_flip']:.3f} px with flip TTA "
+                 f"(predicting the mean: {metrics['baseline_rmse']:.3f} px)")
+    else:
+        score = (f"validation accuracy {metrics['val_accuracy']:.3f}, {metrics['val_accuracy_flip']:.3f} with flip TTA "
+                 f"(majority class: {metrics['majority_accuracy']:.3f})")
+    return f"{competition.task}: {score}; submission {written['file']}"
 
 
 class Pipeline:
@@ -43,18 +82,18 @@ class Pipeline:
             return action()
         return run
 
-    def _step(self, stage, competition, manifest, inputs, params, outputs, action):
+    def _step(self, stage, competition, manifest_path, inputs, params, outputs, action):
         started = time.perf_counter()
         with self._lock(competition, stage):
             if not self.force:
-                summary = self.cache.fresh(manifest, inputs, params)
+                summary = self.cache.fresh(manifest_path, inputs, params)
                 if summary is not None:
                     return Outcome(stage, competition.task, "cached", summary, time.perf_counter() - started)
             # The old manifest may stay while the stage runs: it vouches only for outputs whose
             # hashes still match, and the new one replaces it once every output is written.
             input_digests = self.cache.digests(inputs)
             summary = action()
-            self.cache.record(manifest, stage, inputs, params, outputs, summary, input_digests)
+            self.cache.record(manifest_path, stage, inputs, params, outputs, summary, input_digests)
         return Outcome(stage, competition.task, "ran", summary, time.perf_counter() - started)
 
     def _lock(self, competition, stage):
@@ -70,7 +109,8 @@ class Pipeline:
 
     # --- stages ----------------------------------------------------------------------------------
 
-    def download(self, competition, source="auto", seed=0, sample_size=1.0, from_path=None):
+    def download(self, competition, source=defaults.SOURCE, seed=defaults.SEED, sample_size=defaults.SAMPLE_SIZE,
+                 from_path=None):
         started = time.perf_counter()
         with self._lock(competition, "download"):
             summary = download.run(competition, self.layout.raw(competition), source=source, seed=seed,
@@ -79,45 +119,52 @@ class Pipeline:
         status = summary.pop("status")
         return Outcome("download", competition.task, status, summary, time.perf_counter() - started)
 
-    def clean(self, competition, dropna=False, labels="fer2013", skip_bad_rows=False):
+    def clean(self, competition, dropna=False, labels=defaults.LABELS, skip_bad_rows=False):
+        from pipeline.data import clean  # pandas: when the stage runs
+
         raw, out = self.layout.raw(competition), self.layout.interim(competition)
         if not download.present_layout(competition, raw):
             self._require([raw / competition.required_files[0][0]], competition, "download", "raw data")
         params = {"skip_bad_rows": skip_bad_rows}
         params.update({"dropna": dropna} if competition.task == "keypoints" else {"labels": labels})
-        return self._step("clean", competition, out / "clean.manifest.json", download.raw_files(raw),
-                          {**params, "format": clean.FORMAT}, clean.outputs(competition, out),
+        return self._step("clean", competition, manifest(out, "clean"), download.raw_files(raw),
+                          {**params, "format": clean.FORMAT}, clean_outputs(competition, out),
                           self._narrated(f"{competition.task} clean: parsing and checking the files in {raw}",
                                          lambda: clean.run(competition, raw, out, **params)))
 
-    def scale(self, competition, keypoint_range="image"):
+    def scale(self, competition, keypoint_range=defaults.KEYPOINT_RANGE):
         interim, out = self.layout.interim(competition), self.layout.processed(competition)
-        inputs = clean.outputs(competition, interim)
+        inputs = clean_outputs(competition, interim)
         self._require(inputs, competition, "clean", "cleaned data")
         params = {"keypoint_range": keypoint_range} if competition.task == "keypoints" else {}
-        return self._step("scale", competition, out / "scale.manifest.json", inputs, params,
-                          scale.outputs(competition, out), lambda: scale.run(competition, interim, out, **params))
+        return self._step("scale", competition, manifest(out, "scale"), inputs, params,
+                          scale_outputs(competition, out), lambda: scale.run(competition, interim, out, **params))
 
-    def train(self, competition, resume=False, recipe=recipes.DEFAULT_RECIPE, **options):
+    def train(self, competition, resume=False, recipe=DEFAULT_RECIPE, **options):
         """Train one run, or with `ensemble` K > 1, K runs with seeds seed .. seed+K-1 and the ensemble
         folder that averages them; `latest` then names the ensemble."""
         processed = self.layout.processed(competition)
-        inputs = scale.outputs(competition, processed)
+        inputs = scale_outputs(competition, processed)
         self._require(inputs, competition, "scale", "scaled data")
-        params = recipes.resolve(competition.task, options, recipe)
+        params = resolve(competition.task, options, recipe)
         size = params.pop("ensemble")
         members = [self._train_one(competition, {**params, "seed": params["seed"] + i}, inputs, resume)
                    for i in range(size)]
         if size == 1:
             outcome = members[0]
         else:
-            runs = [self.layout.runs(competition) / member.summary["run"] for member in members]
-            name = f"{params['model']}-x{size}-{params_hash([run.name for run in runs])}"
+            folders = [self.layout.runs(competition) / member.summary["run"] for member in members]
+            name = f"{params['model']}-x{size}-{params_hash([folder.name for folder in folders])}"
             folder = self.layout.runs(competition) / name
-            member_outputs = [path for run in runs for path in train.outputs(run)]
-            outcome = self._step("train", competition, folder / "ensemble.manifest.json", member_outputs,
-                                 {**params, "ensemble": size}, ensemble.outputs(folder),
-                                 lambda: ensemble.run(competition, processed, folder, runs, params))
+            member_outputs = [path for run in folders for path in train_outputs(run)]
+
+            def average():
+                from pipeline.training import ensemble  # Keras: when the stage runs
+
+                return ensemble.run(competition, processed, folder, folders, params)
+
+            outcome = self._step("train", competition, manifest(folder, "ensemble"), member_outputs,
+                                 {**params, "ensemble": size}, ensemble_outputs(folder), average)
             outcome.summary = {"run": name, **outcome.summary}
         write_text(self.layout.runs(competition) / LATEST, outcome.summary["run"] + "\n")
         return outcome
@@ -126,94 +173,146 @@ class Pipeline:
         processed = self.layout.processed(competition)
         name = f"{params['model']}-{params_hash({'params': params, 'inputs': self.cache.digests(inputs)})}"
         run_dir = self.layout.runs(competition) / name
-        outcome = self._step("train", competition, run_dir / "train.manifest.json", inputs, params,
-                             train.outputs(run_dir),
-                             lambda: train.run(competition, processed, run_dir, params, echo=self.echo,
-                                               resume_training=resume, progress=self.progress is not None))
+
+        def fit():
+            from pipeline.training import train  # Keras and TensorFlow: when the stage runs
+
+            return train.run(competition, processed, run_dir, params, echo=self.echo, resume_training=resume,
+                             progress=self.progress is not None)
+
+        outcome = self._step("train", competition, manifest(run_dir, "train"), inputs, params,
+                             train_outputs(run_dir), fit)
         outcome.summary = {"run": name, **outcome.summary}
         return outcome
 
-    def run_dir(self, competition, run="latest"):
-        """The folder of `run`: a run's name, "latest" (the last trained) or "best" (by validation)."""
-        runs = self.layout.runs(competition)
-        if run == "latest":
-            self._require([runs / LATEST], competition, "train", "trained model")
-            run = (runs / LATEST).read_text().strip()
-        elif run == "best":
+    def run_dir(self, competition, run=defaults.RUN):
+        """The RunDir of `run`: a run's name, "latest" (the last trained) or "best" (by validation)."""
+        folder = self.layout.runs(competition)
+        if run == defaults.LATEST:
+            self._require([folder / LATEST], competition, "train", "trained model")
+            run = (folder / LATEST).read_text().strip()
+        elif run == defaults.BEST:
             run = self._best_run(competition)
-        run_dir = runs / run
-        self._require([run_dir / predict.PREDICTOR], competition, "train", f"trained model for run {run}")
-        return run_dir
+        self._require([folder / run / PREDICTOR], competition, "train", f"trained model for run {run}")
+        return RunDir(folder / run)
 
     def _best_run(self, competition):
         """The best run by validation score; for expressions, among the runs trained on the labels
         the processed data holds now: predict scores a run against those labels, and FERPlus accuracy
         is not comparable with FER2013's."""
-        from .runs import listed
-
-        runs = self.layout.runs(competition)
-        meta = self.layout.processed(competition) / scale.META
+        folder = self.layout.runs(competition)
+        meta = self.layout.processed(competition) / META
         labels = None
         if competition.task == "expressions" and meta.exists():
             labels = label_set(read_json(meta)["classes"])
-        ranked = listed(runs, competition.task, labels)
+        ranked = runs.listed(folder, competition.task, labels)
         if not ranked:
-            others = listed(runs, competition.task)
+            others = runs.listed(folder, competition.task)
             if others:
                 raise MissingInputError(f"{competition.task}: no run trained on {labels} labels, the labels of "
                                         f"the processed data (the {len(others)} here were trained on "
                                         f"{others[0].labels}); run `python run.py train --task expressions` "
                                         f"first, or `clean --labels {others[0].labels}` and `scale` to use them")
-            self._require([runs / "*" / train.METRICS], competition, "train", "trained model")
+            self._require([folder / "*" / METRICS], competition, "train", "trained model")
         among = f" among the {labels} runs" if labels else ""
         self.echo(f"{competition.task}: best run by validation score{among}: {ranked[0].name}")
         return ranked[0].name
 
-    def _run_files(self, run_dir):
-        """What a run's predictions depend on: its folder's files and every member model."""
-        own = ensemble.outputs(run_dir) if ensemble.is_ensemble(run_dir) else train.outputs(run_dir)
-        models = [member / train.MODEL for member in ensemble.member_dirs(run_dir)]
-        return own + [m for m in models if m not in own]
-
-    def predict(self, competition, run="latest", batch_size=256, tta=None):
+    def predict(self, competition, run=defaults.RUN, batch_size=defaults.PREDICT_BATCH_SIZE, tta=None):
         """`tta` None: the run's own (its recipe's)."""
-        run_dir = self.run_dir(competition, run)
+        chosen = self.run_dir(competition, run)
         processed = self.layout.processed(competition)
-        inputs = [*self._run_files(run_dir), *scale.outputs(competition, processed)]
+        inputs = [*chosen.files(), *scale_outputs(competition, processed)]
         self._require(inputs, competition, "train", "complete run folder")
         params = {"tta": tta}   # the batch size changes speed, not predictions: not part of the key
-        outcome = self._step("predict", competition, run_dir / "predict.manifest.json", inputs, params,
-                             predict.outputs(run_dir),
-                             self._narrated(f"{competition.task} predict: the test images with run {run_dir.name}",
-                                            lambda: predict.run(competition, processed, run_dir,
+        outcome = self._step("predict", competition, manifest(chosen.path, "predict"), inputs, params,
+                             predict_outputs(chosen.path),
+                             self._narrated(f"{competition.task} predict: the test images with run {chosen.name}",
+                                            lambda: predict.run(competition, processed, chosen,
                                                                 batch_size=batch_size, tta=tta)))
-        outcome.summary = {"run": run_dir.name, **outcome.summary}
+        outcome.summary = {"run": chosen.name, **outcome.summary}
         return outcome
 
-    def submission(self, competition, run="latest"):
-        run_dir = self.run_dir(competition, run)
+    def submission(self, competition, run=defaults.RUN):
+        chosen = self.run_dir(competition, run)
         interim = self.layout.interim(competition)
-        inputs = [*predict.outputs(run_dir), run_dir / predict.PREDICTOR, *clean.outputs(competition, interim)]
+        inputs = [*predict_outputs(chosen.path), chosen.path / PREDICTOR, *clean_outputs(competition, interim)]
         self._require(inputs[:1], competition, "predict", "predictions")
-        outputs = submission.paths(competition, self.layout.submissions, run_dir.name)
-        return self._step("submission", competition, run_dir / "submission.manifest.json", inputs, {},
-                          outputs, lambda: submission.run(competition, interim, run_dir,
-                                                          self.layout.submissions, run_dir.name))
+        outputs = submission_paths(competition, self.layout.submissions, chosen.name)
+
+        def write():
+            from pipeline.inference import submission  # pandas: when the stage runs
+
+            return submission.run(competition, interim, chosen, self.layout.submissions)
+
+        return self._step("submission", competition, manifest(chosen.path, "submission"), inputs, {}, outputs, write)
+
+    def all(self, task="both", source=defaults.SOURCE, from_path=None, sample_size=defaults.SAMPLE_SIZE,
+            seed=defaults.SEED, dropna=False, labels=defaults.LABELS, skip_bad_rows=False,
+            keypoint_range=defaults.KEYPOINT_RANGE, tta=None, resume=False, message=None, upload=False,
+            **train_options):
+        """Every stage for each competition of `task`, each stage's line said as it ends; with
+        `upload`, each submission checked and sent to Kaggle (credentials checked first)."""
+        if upload and not kaggle_api.credentials_available():   # fail now rather than after hours of training
+            raise PipelineError(kaggle_api.NO_CREDENTIALS)
+        started = time.perf_counter()
+        competitions = competitions_for(task, train_options.get("model"))
+        imported = download.to_import(competitions[0].task if len(competitions) == 1 else task, from_path)
+        for competition in competitions:
+            said = lambda outcome: self.echo(outcome.line()) or outcome  # noqa: E731
+            said(self.download(competition, source=source, seed=seed, sample_size=sample_size,
+                               from_path=from_path if competition in imported else None))
+            said(self.clean(competition, dropna=dropna, labels=labels, skip_bad_rows=skip_bad_rows))
+            said(self.scale(competition, keypoint_range=keypoint_range))
+            trained = said(self.train(competition, seed=seed, resume=resume, **train_options))
+            said(self.predict(competition, tta=tta))
+            written = said(self.submission(competition))
+            self.echo(scores_line(competition, trained.summary, written.summary))
+            if upload:
+                self.upload(competition, Path(written.summary["file"]), message)
+        self.echo(f"done in {time.perf_counter() - started:.1f}s")
+
+    # --- Kaggle ------------------------------------------------------------------------------------
+
+    def upload(self, competition, file=None, message=""):
+        """Check `file` (default: the competition's -latest submission) and upload it; say Kaggle's answer."""
+        from pipeline.inference import submit  # the Kaggle client: only when something is sent
+
+        file = file or latest_submission(competition, self.layout.submissions)
+        said = submit.upload(competition, file, message, self.layout.interim(competition))
+        self.echo(f"{competition.task}: uploaded {file}: {said}")
+        self.echo(f"See its score with: python run.py submissions --task {competition.task}")
 
     # --- outputs for people and servers (not cached: they are quick and write outside data/) -----
 
-    def export(self, competition, run="latest", formats=("keras", "savedmodel")):
+    def runs_table(self, competition):
+        return runs.tables(self.layout.runs(competition), competition.task)
+
+    def export(self, competition, run=defaults.RUN, formats=defaults.EXPORT):
+        from pipeline.inference import export  # Keras: when the command runs
+
         started = time.perf_counter()
-        run_dir = self.run_dir(competition, run)
-        summary = export.run(run_dir, self.layout.exports(competition, run_dir.name), formats)
-        return Outcome("export", competition.task, "ran", {"run": run_dir.name, **summary},
+        chosen = self.run_dir(competition, run)
+        summary = export.export(chosen, self.layout.exports(competition, chosen.name), formats)
+        return Outcome("export", competition.task, "ran", {"run": chosen.name, **summary},
                        time.perf_counter() - started)
 
-    def report(self, competition, run="latest"):
+    def report(self, competition, run=defaults.RUN):
+        from pipeline.reporting import report  # Keras, scikit-learn, matplotlib: when the command runs
+
         started = time.perf_counter()
-        run_dir = self.run_dir(competition, run)
+        chosen = self.run_dir(competition, run)
         processed = self.layout.processed(competition)
-        self._require(scale.outputs(competition, processed), competition, "scale", "scaled data")
-        summary = report.build(competition, run_dir, processed, self.layout.reports(competition, run_dir.name),
+        self._require(scale_outputs(competition, processed), competition, "scale", "scaled data")
+        summary = report.build(competition, chosen, processed, self.layout.reports(competition, chosen.name),
                                echo=self.progress or (lambda _: None))
         return Outcome("report", competition.task, "ran", summary, time.perf_counter() - started)
+
+    def predict_images(self, paths, task="both", out=None, runs_by_task=None, warn=None):
+        """Find the faces in photographs and predict them with the chosen run of each competition."""
+        from pipeline.serving import photos  # OpenCV and Keras: when the command runs
+
+        chosen = runs_by_task or {}
+        predictors = {c.task: photos.load_predictor(self.run_dir(c, chosen.get(c.task, defaults.RUN)))
+                      for c in tasks_for(task)}
+        return photos.run(paths, out or self.layout.photos, predictors, echo=self.echo, warn=warn)

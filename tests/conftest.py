@@ -1,6 +1,7 @@
 """Shared fixtures: tiny generated competitions in the exact Kaggle formats."""
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -8,11 +9,22 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # test support (kaggle_server) from any test folder
 
-from pipeline import sample  # noqa: E402
-from pipeline.competitions import EXPRESSIONS, KEYPOINTS  # noqa: E402
+# The suite runs in the environment a user gets by default, whatever their shell exports: every
+# variable the pipeline reads is cleared before the pipeline is imported (a test that needs one sets
+# it), Keras's backend is the default one even if ~/.keras/keras.json names another, and HOME is an
+# empty folder, so that no Kaggle credentials or client settings of the user's are found.
+USER_SETTINGS = ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS", "TF_CONFIG", "KERAS_BACKEND", "KERAS_HOME",
+                 "FACES_ROOT", "FACES_LOCK_WAIT", "XDG_CONFIG_HOME", "VERBOSE", "VERBOSE_OUTPUT")
+for name in list(os.environ):
+    if name in USER_SETTINGS or name.startswith("KAGGLE_"):
+        del os.environ[name]
+os.environ["KERAS_BACKEND"] = "tensorflow"
+os.environ["HOME"] = tempfile.mkdtemp(prefix="faces-tests-home-")
+
+from pipeline.data import sample  # noqa: E402
+from pipeline.core.competitions import EXPRESSIONS, KEYPOINTS  # noqa: E402
 
 TINY = sample.SampleSizes(keypoints_train=60, keypoints_test=12, expressions=150)
 
@@ -53,7 +65,7 @@ def trained_project(tmp_path_factory):
     (shared by the tests of the commands that use finished runs: report, export). Do not modify it."""
     from click.testing import CliRunner
 
-    from run import cli
+    from pipeline.cli import cli
 
     root = tmp_path_factory.mktemp("trained")
     sizes = sample.SampleSizes(keypoints_train=40, keypoints_test=6, expressions=120)

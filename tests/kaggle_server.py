@@ -308,7 +308,7 @@ def _pixels(rng, rows, size):
 
 def keypoints_csvs(rows=4, seed=0):
     """The four keypoints files, {name: bytes}, a few rows each."""
-    from pipeline.competitions import KEYPOINT_COLUMNS
+    from pipeline.core.competitions import KEYPOINT_COLUMNS
 
     rng = np.random.default_rng(seed)
     points = rng.uniform(10, 86, size=(rows, len(KEYPOINT_COLUMNS))).round(4)

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from kaggle_server import expressions_bundle, keypoints_bundle, tar_gz_bytes, zip_bytes
-from pipeline.archives import ArchiveError, Limits, UnsafeArchiveError, extract_nested
-from pipeline.errors import PipelineError
+from pipeline.data.archives import ArchiveError, Limits, UnsafeArchiveError, extract_nested
+from pipeline.core.errors import PipelineError
 
 # Small limits, so that bombs can be small and the tests fast.
 SMALL = Limits(max_members=20, max_total_bytes=1 << 20, max_ratio=50, ratio_floor=64 << 10,

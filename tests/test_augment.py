@@ -2,9 +2,10 @@
 import numpy as np
 import pytest
 
-from pipeline.augment import (AugmentConfig, Batches, augment_image_batch, augment_keypoint_batch, warp_images,
-                              flip_images, flip_keypoints, flip_permutation, keypoint_augmenter)
-from pipeline.competitions import KEYPOINT_COLUMNS, PARTIAL_KEYPOINTS
+from pipeline.core.competitions import KEYPOINT_COLUMNS, PARTIAL_KEYPOINTS
+from pipeline.data.mirror import flip_images, flip_keypoints, flip_permutation
+from pipeline.training.augment import (AugmentConfig, Batches, augment_image_batch, augment_keypoint_batch,
+                                       keypoint_augmenter, warp_images)
 
 SIZE = 96
 LEFT_EYE = KEYPOINT_COLUMNS.index("left_eye_center_x")
@@ -269,7 +270,7 @@ def test_batches_turn_uint8_images_into_unit_floats_one_batch_at_a_time():
 
 def test_device_layers_augment_in_training_only_and_reproducibly():
     keras = pytest.importorskip("keras")
-    from pipeline.augment import STRENGTHS, device_layers, on_device
+    from pipeline.training.augment import STRENGTHS, device_layers, on_device
 
     images = np.random.default_rng(0).random((6, 48, 48, 1), dtype=np.float32)
     image = keras.Input((48, 48, 1))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.competitions import KEYPOINTS
+from pipeline.core.competitions import KEYPOINTS
 
 pytestmark = pytest.mark.slow   # trains, or runs the whole chain
 

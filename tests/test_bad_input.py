@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from pipeline import sample
-from pipeline.competitions import EXPRESSIONS, KEYPOINTS
-from pipeline.fileio import load_arrays
-from run import cli
+from pipeline.data import sample
+from pipeline.core.competitions import EXPRESSIONS, KEYPOINTS
+from pipeline.core.fileio import load_arrays
+from pipeline.cli import cli
 
 SIZES = sample.SampleSizes(keypoints_train=20, keypoints_test=6, expressions=40)
 KP_DIR, EX_DIR = f"data/raw/{KEYPOINTS.slug}", f"data/raw/{EXPRESSIONS.slug}"

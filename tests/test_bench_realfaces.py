@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.bench import realfaces
-from pipeline.competitions import KEYPOINT_COLUMNS, PARTIAL_KEYPOINTS
+from pipeline.core.competitions import KEYPOINT_COLUMNS, PARTIAL_KEYPOINTS
 
 
 def teacher_like(n=40, seed=0):

@@ -28,7 +28,7 @@ def test_both_ways_run_with_run_py_trains_malloc_settings(monkeypatch):
     generator has run, and the efficiency compares unlike things (1.69 one run, 0.52 the next)."""
     import keras
 
-    from pipeline import heap
+    from pipeline.training import heap
 
     seen = []
     fit = keras.Model.fit

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 from click.testing import CliRunner
 
-from pipeline.cache import Cache, stage_lock
-from pipeline.competitions import KEYPOINTS
-from pipeline.fileio import load_arrays
-from run import cli
+from pipeline.core.cache import Cache, stage_lock
+from pipeline.core.competitions import KEYPOINTS
+from pipeline.core.fileio import load_arrays
+from pipeline.cli import cli
 
 
 def make(tmp_path):

@@ -2,15 +2,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import clean
-from pipeline.competitions import EXPRESSIONS, FERPLUS_CLASSES, KEYPOINTS
-from pipeline.errors import BadInputError
-from pipeline.fileio import load_arrays, read_json
+from pipeline.data import clean
+from pipeline.core.competitions import EXPRESSIONS, FERPLUS_CLASSES, KEYPOINTS
+from pipeline.core.errors import BadInputError
+from pipeline.core.fileio import load_arrays, read_json
+from pipeline.core import layout
 
 
 def test_keypoints_keep_partial_rows_with_nan_mask(keypoints_raw, tmp_path):
     summary = clean.run(KEYPOINTS, keypoints_raw, tmp_path / "out")
-    arrays = load_arrays(tmp_path / "out" / clean.ARRAYS)
+    arrays = load_arrays(tmp_path / "out" / layout.CLEAN_ARRAYS)
     train = pd.read_csv(keypoints_raw / "training.csv")
     assert arrays["train_images"].shape == (len(train), 96, 96)
     assert arrays["train_images"].dtype == np.uint8
@@ -20,17 +21,17 @@ def test_keypoints_keep_partial_rows_with_nan_mask(keypoints_raw, tmp_path):
 
 def test_dropna_keeps_only_complete_rows(keypoints_raw, tmp_path):
     summary = clean.run(KEYPOINTS, keypoints_raw, tmp_path / "out", dropna=True)
-    arrays = load_arrays(tmp_path / "out" / clean.ARRAYS)
+    arrays = load_arrays(tmp_path / "out" / layout.CLEAN_ARRAYS)
     assert not np.isnan(arrays["train_keypoints"]).any()
     assert summary["train_rows"] == summary["complete_rows"] > 0
 
 
 def test_lookup_and_test_ids_are_kept(keypoints_raw, tmp_path):
     clean.run(KEYPOINTS, keypoints_raw, tmp_path / "out")
-    lookup = pd.read_csv(tmp_path / "out" / clean.LOOKUP)
+    lookup = pd.read_csv(tmp_path / "out" / layout.LOOKUP)
     raw_lookup = pd.read_csv(keypoints_raw / "IdLookupTable.csv")
     assert lookup.RowId.tolist() == raw_lookup.RowId.tolist()
-    assert load_arrays(tmp_path / "out" / clean.ARRAYS)["test_ids"].tolist() == pd.read_csv(keypoints_raw / "test.csv").ImageId.tolist()
+    assert load_arrays(tmp_path / "out" / layout.CLEAN_ARRAYS)["test_ids"].tolist() == pd.read_csv(keypoints_raw / "test.csv").ImageId.tolist()
 
 
 def test_bad_pixel_row_names_file_and_line(keypoints_raw, tmp_path):
@@ -41,14 +42,14 @@ def test_bad_pixel_row_names_file_and_line(keypoints_raw, tmp_path):
         clean.run(KEYPOINTS, keypoints_raw, tmp_path / "out")
     assert "training.csv: pixels wrong count on line 6" in str(error.value)
     assert error.value.exit_code == 2
-    assert not (tmp_path / "out" / clean.ARRAYS).exists()
+    assert not (tmp_path / "out" / layout.CLEAN_ARRAYS).exists()
     summary = clean.run(KEYPOINTS, keypoints_raw, tmp_path / "out", skip_bad_rows=True)
     assert summary["train_rows"] == len(train) - 1 and summary["skipped_bad_rows"] == 1
 
 
 def test_fer2013_split_by_usage(expressions_raw, tmp_path):
     summary = clean.run(EXPRESSIONS, expressions_raw, tmp_path / "out")
-    arrays = load_arrays(tmp_path / "out" / clean.ARRAYS)
+    arrays = load_arrays(tmp_path / "out" / layout.CLEAN_ARRAYS)
     fer = pd.read_csv(expressions_raw / "fer2013.csv")
     training = fer.Usage == "Training"
     assert summary["train_rows"] == training.sum()
@@ -74,7 +75,7 @@ def test_train_test_layout(expressions_raw, tmp_path):
     pd.DataFrame({"Id": [1], "Emotion": [0]}).to_csv(expressions_raw / "example_submission.csv", index=False)
     summary = clean.run(EXPRESSIONS, expressions_raw, tmp_path / "out")
     assert summary["test_rows"] == (fer.Usage != "Training").sum()
-    assert read_json(tmp_path / "out" / clean.META)["submission_header"] == "Id,Emotion"
+    assert read_json(tmp_path / "out" / layout.META)["submission_header"] == "Id,Emotion"
 
 
 def test_ferplus_majority_vote():
@@ -110,7 +111,7 @@ def test_ferplus_test_labels_follow_ferplus_own_reader():
 
 def test_ferplus_test_rows_are_scored_by_ferplus_rule_and_by_plurality(expressions_raw, tmp_path):
     summary = clean.run(EXPRESSIONS, expressions_raw, tmp_path / "out", labels="ferplus")
-    arrays = load_arrays(tmp_path / "out" / clean.ARRAYS)
+    arrays = load_arrays(tmp_path / "out" / layout.CLEAN_ARRAYS)
     test = (pd.read_csv(expressions_raw / "fer2013.csv").Usage != "Training").to_numpy()
     votes = pd.read_csv(expressions_raw / "fer2013new.csv").iloc[:, 2:].to_numpy()
     rule, plurality = clean.ferplus_test_labels(votes)[test], clean.ferplus_majority(votes)[0][test]
@@ -118,16 +119,16 @@ def test_ferplus_test_rows_are_scored_by_ferplus_rule_and_by_plurality(expressio
     np.testing.assert_array_equal(arrays["test_plurality_labels"], plurality)
     assert summary["scored_test_rows"] == (rule >= 0).sum() < (plurality >= 0).sum()
     fer2013 = clean.run(EXPRESSIONS, expressions_raw, tmp_path / "fer2013")
-    assert "test_plurality_labels" not in load_arrays(tmp_path / "fer2013" / clean.ARRAYS)
+    assert "test_plurality_labels" not in load_arrays(tmp_path / "fer2013" / layout.CLEAN_ARRAYS)
     assert "scored_test_rows" not in fer2013   # FER2013's meta.json, hence its runs' names, unchanged
 
 
 def test_ferplus_labels_drop_unusable_training_rows_only(expressions_raw, tmp_path):
     summary = clean.run(EXPRESSIONS, expressions_raw, tmp_path / "out", labels="ferplus")
-    arrays = load_arrays(tmp_path / "out" / clean.ARRAYS)
+    arrays = load_arrays(tmp_path / "out" / layout.CLEAN_ARRAYS)
     fer = pd.read_csv(expressions_raw / "fer2013.csv")
     _, _, usable = clean.ferplus_majority(pd.read_csv(expressions_raw / "fer2013new.csv").iloc[:, 2:].to_numpy())
     assert summary["train_rows"] == ((fer.Usage == "Training") & usable).sum()
     assert len(arrays["test_images"]) == (fer.Usage != "Training").sum()   # never dropped
     np.testing.assert_allclose(arrays["train_distribution"].sum(axis=1), 1, rtol=1e-6)
-    assert read_json(tmp_path / "out" / clean.META)["classes"] == list(FERPLUS_CLASSES)
+    assert read_json(tmp_path / "out" / layout.META)["classes"] == list(FERPLUS_CLASSES)

@@ -5,9 +5,10 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from pipeline.competitions import EXPRESSIONS, KEYPOINTS
-from pipeline.recipes import BASE, RECIPES
-from run import cli, competitions_for
+from pipeline.core.competitions import EXPRESSIONS, KEYPOINTS
+from pipeline.core.recipes import BASE, RECIPES
+from pipeline.cli import cli
+from pipeline.stages import competitions_for
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,8 +5,8 @@ import zipfile
 
 import pytest
 
-from pipeline.csvfiles import read_csv
-from pipeline.errors import BadInputError
+from pipeline.data.csvfiles import read_csv
+from pipeline.core.errors import BadInputError
 
 
 def write(tmp_path, data, name="train.csv"):

@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import distribute, sample
-from pipeline.competitions import EXPRESSIONS, KEYPOINTS
-from pipeline.errors import PipelineError
+from pipeline.training import distribute
+from pipeline.data import sample
+from pipeline.core.competitions import EXPRESSIONS, KEYPOINTS
+from pipeline.core.errors import PipelineError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,7 +45,7 @@ import os
 from pathlib import Path
 import numpy as np
 import keras
-from pipeline import distribute
+from pipeline.training import distribute
 
 def trained(strategy):
     keras.utils.set_random_seed(0)
@@ -70,7 +71,7 @@ print(json.dumps({
 """
 
 CLI_TRAIN = SPLIT_CPU + """
-from run import cli
+from pipeline.cli import cli
 cli.main(sys.argv[1:], standalone_mode=True)
 """
 
@@ -148,8 +149,8 @@ os.environ["KERAS_BACKEND"] = "tensorflow"
 import pipeline  # noqa: F401
 import numpy as np
 import keras
-from pipeline import distribute
-from pipeline.augment import Batches
+from pipeline.training import distribute
+from pipeline.training.augment import Batches
 
 strategy, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 keras.utils.set_random_seed(0)

@@ -6,10 +6,10 @@ import pytest
 from click.testing import CliRunner
 from kaggle_server import expressions_bundle, keypoints_bundle, zip_bytes
 
-from pipeline import download, sample
-from pipeline.competitions import EXPRESSIONS, KEYPOINTS
-from pipeline.errors import PipelineError
-from run import cli
+from pipeline.data import download, sample
+from pipeline.core.competitions import EXPRESSIONS, KEYPOINTS
+from pipeline.core.errors import PipelineError
+from pipeline.cli import cli
 
 
 @pytest.fixture

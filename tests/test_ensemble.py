@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from pipeline.competitions import KEYPOINTS
-from run import cli
+from pipeline.core.competitions import KEYPOINTS
+from pipeline.cli import cli
 
 pytestmark = pytest.mark.slow   # trains three tiny runs
 

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from pipeline.competitions import EXPRESSIONS, KEYPOINT_COLUMNS, KEYPOINTS
-from run import cli
+from pipeline.core.competitions import EXPRESSIONS, KEYPOINT_COLUMNS, KEYPOINTS
+from pipeline.cli import cli
 
 keras = pytest.importorskip("keras")
 pytest.importorskip("tensorflow")
 
-from pipeline import export, predict, scale  # noqa: E402
-from pipeline.ensemble import member_dirs  # noqa: E402
+from pipeline.inference import export, predict
+from pipeline.data import scale  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -22,6 +22,9 @@ LOAD_IN_FRESH_PROCESS = """
 import json, sys
 import numpy as np
 import tensorflow as tf
+from pipeline.core import layout
+from pipeline.inference import tta
+from pipeline.inference.rundir import RunDir
 serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
 out = serve(image=tf.constant(np.load(sys.argv[2])))
 np.save(sys.argv[3], next(iter(out.values())).numpy())
@@ -70,8 +73,8 @@ def test_keypoint_export_gives_pixels_in_a_fresh_process(project, tmp_path):
 
     served, signature = saved_model_outputs(folder / "saved_model", images, tmp_path)
     assert signature == {"outputs": ["keypoints"], "inputs": ["image"]}
-    scaling = scale.KeypointScaling.from_json(json.loads((trained / predict.PREDICTOR).read_text())["scaling"])
-    in_pixels = predict.predict_keypoints(predict.load_models([trained]), images, scaling, batch_size=5)
+    scaling = scale.KeypointScaling.from_json(json.loads((trained / layout.PREDICTOR).read_text())["scaling"])
+    in_pixels = tta.predict_keypoints(RunDir(trained).load_models(), images, scaling, batch_size=5)
     np.testing.assert_allclose(served, in_pixels, rtol=1e-5, atol=1e-4)
     reloaded = keras.saving.load_model(folder / "model.keras")
     np.testing.assert_allclose(reloaded.predict(images, verbose=0), served, rtol=1e-5, atol=1e-5)
@@ -86,10 +89,10 @@ def test_expression_export_gives_probabilities_and_names_the_classes(project, tm
 
     served, signature = saved_model_outputs(folder / "saved_model", images, tmp_path)
     assert signature["outputs"] == ["probabilities"]
-    expected = predict.predict_probabilities(predict.load_models([trained]), images, batch_size=3)
+    expected = tta.predict_probabilities(RunDir(trained).load_models(), images, batch_size=3)
     np.testing.assert_allclose(served, expected, atol=1e-5)
     np.testing.assert_allclose(served.sum(axis=1), 1, atol=1e-5)
-    classes = json.loads((trained / predict.PREDICTOR).read_text())["classes"]
+    classes = json.loads((trained / layout.PREDICTOR).read_text())["classes"]
     assert json.loads((folder / export.METADATA).read_text())["output"]["classes"] == classes
 
 
@@ -101,7 +104,7 @@ def test_onnx_export_matches_the_keras_model(project):
 
     session = onnxruntime.InferenceSession(str(folder / "model.onnx"))
     (onnx_out,) = session.run(None, {session.get_inputs()[0].name: images})
-    expected = predict.predict_probabilities(predict.load_models([trained]), images, batch_size=4)
+    expected = tta.predict_probabilities(RunDir(trained).load_models(), images, batch_size=4)
     np.testing.assert_allclose(onnx_out, expected, atol=1e-5)
 
 
@@ -126,7 +129,7 @@ def test_an_ensemble_exports_as_one_model_averaging_its_members(project):
     images = np.random.default_rng(4).random((3, 48, 48, 1), dtype=np.float32)
 
     averaged = keras.saving.load_model(folder / "model.keras")
-    members = predict.load_models(member_dirs(ensemble_dir))
+    members = RunDir(ensemble_dir).load_models()
     assert len(members) == 2
     expected = np.mean([m.predict(images, verbose=0) for m in members], axis=0)
     np.testing.assert_allclose(averaged.predict(images, verbose=0), expected, atol=1e-6)

@@ -9,10 +9,10 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from pipeline import fileio
-from pipeline.competitions import KEYPOINTS
-from pipeline.fileio import atomic_open, write_text
-from run import cli
+from pipeline.core import fileio
+from pipeline.core.competitions import KEYPOINTS
+from pipeline.core.fileio import atomic_open, write_text
+from pipeline.cli import cli
 
 
 def clean(root):

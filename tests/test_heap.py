@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import heap
+from pipeline.training import heap
 
 pytestmark = pytest.mark.skipif(not heap.available(), reason="glibc only")
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.skipif(not heap.available(), reason="glibc only")
 MEASURE = """
 import json, resource
 import numpy as np
-from pipeline import heap
+from pipeline.training import heap
 
 def page_faults_allocating(times=50):
     started = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

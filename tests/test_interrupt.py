@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from pipeline import sample
-from pipeline.competitions import EXPRESSIONS
-from pipeline.fileio import load_arrays
-from run import cli
+from pipeline.data import sample
+from pipeline.core.competitions import EXPRESSIONS
+from pipeline.core.fileio import load_arrays
+from pipeline.cli import cli
 
 RUN = str(Path(__file__).resolve().parents[1] / "run.py")
 ROWS = 3000   # about 25 MB of CSV: clean takes about a second, writing clean.npz some milliseconds
@@ -114,7 +114,7 @@ def test_killed_after_an_output_but_before_the_manifest(root):
 def test_interrupted_write_leaves_the_previous_file(tmp_path):
     """In-process view of the same guarantee: an exception while writing leaves the old file and no
     temporary file."""
-    from pipeline.fileio import atomic_open, save_arrays
+    from pipeline.core.fileio import atomic_open, save_arrays
 
     target = tmp_path / "a.npz"
     save_arrays(target, x=np.arange(3))

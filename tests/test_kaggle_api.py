@@ -10,10 +10,10 @@ import pytest
 
 from kaggle_server import (
     KaggleServer, expressions_bundle, keypoints_bundle, point_client_at, zip_bytes)
-from pipeline import kaggle_api
-from pipeline.archives import UnsafeArchiveError
-from pipeline.competitions import EXPRESSIONS, KEYPOINTS
-from pipeline.kaggle_api import KaggleError
+from pipeline.data import kaggle_api
+from pipeline.data.archives import UnsafeArchiveError
+from pipeline.core.competitions import EXPRESSIONS, KEYPOINTS
+from pipeline.data.kaggle_api import KaggleError
 
 USER = "alice"
 KEY = "key-of-alice-never-to-be-shown"

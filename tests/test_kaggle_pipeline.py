@@ -4,9 +4,9 @@ import pytest
 from click.testing import CliRunner
 
 from kaggle_server import KaggleServer, point_client_at, tar_gz_bytes, zip_bytes
-from pipeline import sample
-from pipeline.competitions import EXPRESSIONS, KEYPOINTS
-from run import cli
+from pipeline.data import sample
+from pipeline.core.competitions import EXPRESSIONS, KEYPOINTS
+from pipeline.cli import cli
 
 USER, KEY = "alice", "key-of-alice-never-to-be-shown"
 pytestmark = pytest.mark.slow   # trains, or runs the whole chain

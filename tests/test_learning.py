@@ -4,8 +4,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from pipeline.competitions import EXPRESSIONS, KEYPOINTS
-from run import cli
+from pipeline.core.competitions import EXPRESSIONS, KEYPOINTS
+from pipeline.cli import cli
 
 
 pytestmark = pytest.mark.slow   # trains, or runs the whole chain

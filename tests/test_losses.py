@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from pipeline.losses import masked_mse, masked_rmse
+from pipeline.models.losses import masked_mse, masked_rmse
 
 
 def test_masked_mse_ignores_missing_targets():

@@ -6,9 +6,10 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 from pipeline.models import INPUT_SHAPES, MODELS, build_model, describe
-from pipeline.recipes import RECIPES
+from pipeline.core.recipes import RECIPES
+from pipeline.inference.rundir import RunDir
 
 keras = pytest.importorskip("keras")
 
@@ -106,10 +107,10 @@ def test_every_saved_model_loads_where_predict_loads_it(tmp_path):
     np.savez(tmp_path / "images.npz", **images)
     script = (
         "import sys, pathlib, numpy as np\n"
-        "from pipeline import predict\n"
+        "from pipeline.inference.rundir import RunDir\n"
         "from pipeline.models import MODELS\n"
         "root = pathlib.Path(sys.argv[1]); images = np.load(root / 'images.npz')\n"
-        "np.savez(root / 'loaded.npz', **{name: predict.load_models([root / name])[0].predict(images[spec.task], verbose=0)\n"
+        "np.savez(root / 'loaded.npz', **{name: RunDir(root / name).load_models()[0].predict(images[spec.task], verbose=0)\n"
         "                                 for name, spec in MODELS.items()})\n"
     )
     result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,

@@ -4,8 +4,8 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from pipeline import optimizers  # noqa: E402
-from pipeline.errors import PipelineError  # noqa: E402
+from pipeline.training import optimizers  # noqa: E402
+from pipeline.core.errors import PipelineError  # noqa: E402
 
 
 @pytest.mark.parametrize("name, cls", [("adam", "Adam"), ("adamw", "AdamW"), ("sgd", "SGD"), ("adamax", "Adamax")])

@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from pipeline import photos, sample
-from pipeline.competitions import EXPRESSIONS, KEYPOINT_NAMES, KEYPOINTS
-from pipeline.errors import BadInputError
-from pipeline.scale import KeypointScaling
-from run import cli
+from pipeline.serving import photos
+from pipeline.data import sample
+from pipeline.core.competitions import EXPRESSIONS, KEYPOINT_NAMES, KEYPOINTS
+from pipeline.core.errors import BadInputError
+from pipeline.data.scale import KeypointScaling
+from pipeline.cli import cli
 
 cv2 = pytest.importorskip("cv2")
 

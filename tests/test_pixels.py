@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.pixels import _check_chunk, _parse_clean, parse_pixel_strings
+from pipeline.data.pixels import _check_chunk, _parse_clean, parse_pixel_strings
 
 
 def reference(strings, n):
@@ -44,7 +44,7 @@ def test_missing_values_count_as_empty():
 
 
 def test_chunks_keep_row_numbers(monkeypatch):
-    import pipeline.pixels as pixels
+    import pipeline.data.pixels as pixels
 
     monkeypatch.setattr(pixels, "CHUNK_VALUES", 6)   # 3 rows of 2 values a chunk
     rows = ["1 2"] * 7 + ["1 two"] + ["3 4"] * 2
@@ -175,7 +175,7 @@ def test_fast_path_leaves_what_it_cannot_read_exactly_to_the_checker(rows):
 
 
 def test_only_the_chunk_with_a_bad_row_goes_to_the_checker(monkeypatch):
-    from pipeline import pixels
+    from pipeline.data import pixels
 
     checked_chunks = []
 

@@ -6,13 +6,14 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from pipeline import clean, sample
-from pipeline.competitions import EXPRESSIONS, KEYPOINTS
-from run import cli
+from pipeline.data import clean, sample
+from pipeline.core.competitions import EXPRESSIONS, KEYPOINTS
+from pipeline.cli import cli
 
 keras = pytest.importorskip("keras")
 
-from pipeline import predict  # noqa: E402
+from pipeline.inference import predict  # noqa: E402
+from pipeline.inference import tta
 
 
 def invoke(root, *args):
@@ -84,7 +85,7 @@ def test_predict_batches_matches_one_big_batch_for_any_batch_size():
     images = np.random.default_rng(0).random((23, 6, 6, 1), dtype=np.float32)
     expected = model.predict(images, batch_size=23, verbose=0)
     for batch_size in (1, 5, 8, 23, 64):
-        np.testing.assert_allclose(predict.predict_batches(model, images, batch_size), expected,
+        np.testing.assert_allclose(tta.predict_batches(model, images, batch_size), expected,
                                    rtol=1e-5, atol=1e-6, err_msg=str(batch_size))
 
 
@@ -98,8 +99,8 @@ class Mirror:
 
 def test_flip_tta_averages_with_the_mirrored_images():
     images = np.random.default_rng(1).random((5, 4, 4, 1), dtype=np.float32)
-    plain = predict.predict_probabilities([Mirror()], images, batch_size=2)
-    both = predict.predict_probabilities([Mirror()], images, batch_size=2, tta="flip")
+    plain = tta.predict_probabilities([Mirror()], images, batch_size=2)
+    both = tta.predict_probabilities([Mirror()], images, batch_size=2, tta="flip")
     mirrored = images[:, :, ::-1].mean(axis=(1, 3))[:, :3]
     np.testing.assert_allclose(both, (plain + mirrored) / 2, rtol=1e-6)
 
@@ -124,10 +125,10 @@ def test_ferplus_test_metrics_score_each_label_set_apart():
 
 def test_a_shifted_view_moves_the_content_and_repeats_the_border():
     images = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
-    moved = predict.view(images, False, 1, 0)[0, :, :, 0]
+    moved = tta.view(images, False, 1, 0)[0, :, :, 0]
     np.testing.assert_array_equal(moved[:, 1:], images[0, :, :3, 0])
     np.testing.assert_array_equal(moved[:, 0], images[0, :, 0, 0])
-    down = predict.view(images, True, 0, -1)[0, :, :, 0]   # mirrored, then moved up
+    down = tta.view(images, True, 0, -1)[0, :, :, 0]   # mirrored, then moved up
     np.testing.assert_array_equal(down[:3], images[0, 1:, ::-1, 0])
 
 
@@ -142,17 +143,17 @@ class KeypointFinder:
         return np.tile(np.stack([xs / 48 - 1, ys / 48 - 1], 1), (1, 15)).astype(np.float32)
 
 
-@pytest.mark.parametrize("tta", ["none", "flip", "multi"])
-def test_every_keypoint_view_is_mapped_back_to_the_original_image(tta):
-    from pipeline.augment import flip_permutation
-    from pipeline.scale import fit_keypoint_scaling
+@pytest.mark.parametrize("level", ["none", "flip", "multi"])
+def test_every_keypoint_view_is_mapped_back_to_the_original_image(level):
+    from pipeline.data.mirror import flip_permutation
+    from pipeline.data.scale import fit_keypoint_scaling
 
     images = np.zeros((3, 96, 96, 1), np.float32)
     spots = [(30, 40), (60, 20), (47, 70)]   # (x, y), away from the border
     for i, (x, y) in enumerate(spots):
         images[i, y, x] = 1.0
     scaling = fit_keypoint_scaling(np.zeros((1, 30)), "image")
-    keypoints = predict.predict_keypoints([KeypointFinder()], images, scaling, batch_size=2, tta=tta)
+    keypoints = tta.predict_keypoints([KeypointFinder()], images, scaling, batch_size=2, tta=level)
     # A mirrored view swaps left and right columns; every column holds the same spot here.
     assert sorted(flip_permutation()) == list(range(30))
     np.testing.assert_allclose(keypoints[:, 0::2], np.array(spots)[:, :1].repeat(15, 1), atol=1e-4)
@@ -163,7 +164,7 @@ def test_uint8_images_predict_as_their_float_scaling():
     """The scale stage stores images as bytes; the model sees them divided by 255, TTA views included."""
     pixels = np.random.default_rng(2).integers(0, 256, (7, 4, 4, 1), dtype=np.uint8)
     unit = pixels.astype(np.float32) / 255
-    for tta in ("none", "multi"):
-        np.testing.assert_array_equal(predict.predict_probabilities([Mirror()], pixels, 3, tta),
-                                      predict.predict_probabilities([Mirror()], unit, 3, tta))
-    assert predict.predict_batches(Mirror(), pixels, 3).max() <= 1
+    for level in ("none", "multi"):
+        np.testing.assert_array_equal(tta.predict_probabilities([Mirror()], pixels, 3, level),
+                                      tta.predict_probabilities([Mirror()], unit, 3, level))
+    assert tta.predict_batches(Mirror(), pixels, 3).max() <= 1

@@ -1,12 +1,13 @@
 """Recipes: every training default in one place, resolved as given > recipe > BASE."""
 import pytest
 
-from pipeline import recipes
-from pipeline.errors import PipelineError
+from pipeline.core import recipes
+from pipeline.core.errors import PipelineError
+from pipeline.training.params import resolve
 
 
 def test_options_come_from_the_command_line_then_the_recipe_then_the_base():
-    params = recipes.resolve("keypoints", {"epochs": 5, "lr": None}, "reference")
+    params = resolve("keypoints", {"epochs": 5, "lr": None}, "reference")
     assert params["epochs"] == 5                                       # given
     assert params["model"] == "kaggle_cnn" and params["loss"] == "rmse"   # the reference recipe
     assert params["batch_size"] == 64 and params["augment"] == "none"
@@ -14,23 +15,23 @@ def test_options_come_from_the_command_line_then_the_recipe_then_the_base():
 
 
 def test_only_what_matters_for_the_task_and_model_is_kept():
-    keypoints = recipes.resolve("keypoints", {})
+    keypoints = resolve("keypoints", {})
     assert "label_smoothing" not in keypoints and "weights" not in keypoints and "tta" not in keypoints
-    expressions = recipes.resolve("expressions", {"validation": "public-test"})
+    expressions = resolve("expressions", {"validation": "public-test"})
     assert "loss" not in expressions and "val_fraction" not in expressions
-    assert recipes.resolve("expressions", {"model": "vgg16_transfer"})["weights"] == "imagenet"
+    assert resolve("expressions", {"model": "vgg16_transfer"})["weights"] == "imagenet"
 
 
 def test_model_of_the_other_task_is_refused():
     with pytest.raises(PipelineError, match="kaggle_cnn is a keypoints model"):
-        recipes.resolve("expressions", {"model": "kaggle_cnn"})
+        resolve("expressions", {"model": "kaggle_cnn"})
 
 
 def test_unknown_recipe_and_choice_list_the_choices():
     with pytest.raises(PipelineError, match="fast, best, reference"):
-        recipes.resolve("expressions", {}, "fastest")
+        resolve("expressions", {}, "fastest")
     with pytest.raises(PipelineError, match="cosine"):
-        recipes.resolve("expressions", {"schedule": "step"})
+        resolve("expressions", {"schedule": "step"})
 
 
 def test_every_recipe_sets_every_task_with_known_keys():
@@ -38,7 +39,7 @@ def test_every_recipe_sets_every_task_with_known_keys():
         assert recipe["about"]
         for task in ("keypoints", "expressions"):
             assert set(recipe[task]) <= set(recipes.BASE), (name, task)
-            recipes.resolve(task, {}, name)
+            resolve(task, {}, name)
 
 
 def test_defaults_read_the_default_recipe():

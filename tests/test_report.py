@@ -8,8 +8,8 @@ import subprocess
 import pytest
 from click.testing import CliRunner
 
-from pipeline.competitions import EXPRESSIONS, KEYPOINTS
-from run import cli
+from pipeline.core.competitions import EXPRESSIONS, KEYPOINTS
+from pipeline.cli import cli
 
 pytest.importorskip("keras")
 pytestmark = pytest.mark.slow
@@ -103,7 +103,7 @@ def test_the_page_renders_in_a_headless_browser(reported, tmp_path):
 
 
 def test_ferplus_scores_show_both_ways_of_choosing_the_test_faces():
-    from pipeline.report import metrics_table
+    from pipeline.reporting.report import metrics_table
 
     test = {"public_test_accuracy": 0.86, "private_test_accuracy": 0.85,
             "public_test_accuracy_plurality": 0.83, "private_test_accuracy_plurality": 0.81, "tta": "flip"}

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.competitions import EXPRESSIONS
+from pipeline.core.competitions import EXPRESSIONS
 
 pytestmark = pytest.mark.slow   # trains, or runs the whole chain
 

@@ -4,11 +4,12 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from pipeline import runs
-from pipeline.competitions import EXPRESSIONS, FER2013_CLASSES, FERPLUS_CLASSES
-from pipeline.errors import MissingInputError
+from pipeline.reporting import runs
+from pipeline.core.competitions import EXPRESSIONS, FER2013_CLASSES, FERPLUS_CLASSES
+from pipeline.core.errors import MissingInputError
 from pipeline.stages import Pipeline
-from run import cli
+from pipeline.cli import cli
+from pipeline.core import layout
 
 
 def fake_run(folder, name, accuracy, flip, recipe="fast", public=None, classes=FER2013_CLASSES):

@@ -38,8 +38,8 @@ def test_the_users_own_settings_win():
 
 def test_verbose_takes_the_quiet_settings_back():
     done = python("import os, sys, pipeline\n"
-                  "pipeline.runtime.configure(verbose=True)\n"
-                  "from pipeline.runtime import _QuietImport\n"
+                  "pipeline.core.runtime.configure(verbose=True)\n"
+                  "from pipeline.core.runtime import _QuietImport\n"
                   "print('TF_CPP_MIN_LOG_LEVEL' in os.environ, any(isinstance(f, _QuietImport) for f in sys.meta_path))")
     assert done.stdout.split() == ["False", "False"]
 

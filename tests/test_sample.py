@@ -1,8 +1,8 @@
 import numpy as np
 import pandas as pd
 
-from pipeline import sample
-from pipeline.competitions import FERPLUS_VOTE_COLUMNS, KEYPOINT_COLUMNS, PARTIAL_KEYPOINTS
+from pipeline.data import sample
+from pipeline.core.competitions import FERPLUS_VOTE_COLUMNS, KEYPOINT_COLUMNS, PARTIAL_KEYPOINTS
 
 
 def test_keypoints_files_have_kaggle_layout(keypoints_raw):
@@ -59,7 +59,7 @@ def test_expressions_files_align_with_ferplus(expressions_raw):
 
 
 def test_same_seed_same_files(tmp_path):
-    from pipeline.competitions import EXPRESSIONS
+    from pipeline.core.competitions import EXPRESSIONS
 
     sizes = sample.SampleSizes(10, 10, 30)
     for name in ("a", "b"):

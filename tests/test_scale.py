@@ -3,9 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from pipeline import scale
-from pipeline.competitions import EXPRESSIONS
-from pipeline.fileio import load_arrays, save_arrays
+from pipeline.data import scale
+from pipeline.core.competitions import EXPRESSIONS
+from pipeline.core.fileio import load_arrays, save_arrays
+from pipeline.core import layout
 
 
 @pytest.mark.parametrize("keypoint_range", ["image", "data"])
@@ -67,7 +68,7 @@ def test_the_stage_stores_images_as_bytes_in_the_models_layout(tmp_path):
     (tmp_path / "meta.json").write_text("{}")
     (tmp_path / "out").mkdir()
     summary = scale.run(EXPRESSIONS, tmp_path, tmp_path / "out")
-    arrays = load_arrays(tmp_path / "out" / scale.ARRAYS)
+    arrays = load_arrays(tmp_path / "out" / layout.ARRAYS)
     assert arrays["train_x"].dtype == np.uint8 and arrays["train_x"].shape == (5, 48, 48, 1)
     np.testing.assert_array_equal(arrays["train_x"][..., 0], train)
     np.testing.assert_array_equal(arrays["test_x"][..., 0], test)

@@ -4,10 +4,11 @@ import json
 
 import pytest
 
-from pipeline import clean, sample
-from pipeline.competitions import EXPRESSIONS, KEYPOINTS
-from pipeline.errors import MissingInputError
+from pipeline.data import clean, sample
+from pipeline.core.competitions import EXPRESSIONS, KEYPOINTS
+from pipeline.core.errors import MissingInputError
 from pipeline.stages import Pipeline
+from pipeline.core import layout
 
 TINY = sample.SampleSizes(keypoints_train=20, keypoints_test=4)
 
@@ -75,7 +76,7 @@ def test_runs_are_chosen_by_name_latest_or_best(tmp_path):
     (runs / "latest").write_text("vgg-aaaa\n")
 
     assert chain.run_dir(EXPRESSIONS, "latest").name == "vgg-aaaa"
-    assert chain.run_dir(EXPRESSIONS, "best") == better
+    assert chain.run_dir(EXPRESSIONS, "best").path == better
     assert said == ["expressions: best run by validation score: compact_vgg-bbbb"]
     assert chain.run_dir(EXPRESSIONS, "vgg-aaaa").name == "vgg-aaaa"
     with pytest.raises(MissingInputError, match="trained model for run nope"):

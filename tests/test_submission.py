@@ -2,9 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import submission
-from pipeline.competitions import FER2013_CLASSES, FERPLUS_CLASSES, KEYPOINT_COLUMNS
-from pipeline.errors import PipelineError
+from pipeline.inference import submission
+from pipeline.core.competitions import FER2013_CLASSES, FERPLUS_CLASSES, KEYPOINT_COLUMNS
+from pipeline.core.errors import PipelineError
 
 
 def lookup_frame():

@@ -3,10 +3,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from kaggle_server import KaggleServer, point_client_at
-from pipeline.competitions import EXPRESSIONS, KEYPOINTS
-from pipeline.errors import BadInputError, MissingInputError
-from pipeline.kaggle_api import KaggleError
-from pipeline.submit import expected_rows, submit_file, validate_submission
+from pipeline.core.competitions import EXPRESSIONS, KEYPOINTS
+from pipeline.core.errors import BadInputError, MissingInputError
+from pipeline.data.kaggle_api import KaggleError
+from pipeline.inference.submit import expected_rows, submit_file, validate_submission
 
 ROW_IDS = list(range(1, 7))
 TEST_IDS = list(range(1, 5))

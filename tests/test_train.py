@@ -4,13 +4,15 @@ import json
 import numpy as np
 import pytest
 
-from pipeline import distribute, train
-from pipeline.errors import PipelineError
+from pipeline.training import distribute, train
+from pipeline.core.errors import PipelineError
+from pipeline.training.params import resolve
+from pipeline.data import splits
 
 
 def test_validation_split_is_stratified():
     labels = np.repeat(np.arange(4), [40, 30, 20, 10])
-    _, val = train.split_indices(len(labels), 0.2, labels=labels)
+    _, val = splits.split_indices(len(labels), 0.2, labels=labels)
     assert np.bincount(labels[val]).tolist() == [8, 6, 4, 2]
 
 
@@ -30,8 +32,8 @@ def test_device_out_of_memory_suggests_a_smaller_batch():
 def test_same_seed_same_data_same_model(tmp_path):
     from click.testing import CliRunner
 
-    from pipeline.competitions import EXPRESSIONS, KEYPOINTS
-    from run import cli
+    from pipeline.core.competitions import EXPRESSIONS, KEYPOINTS
+    from pipeline.cli import cli
 
     quick = ["--sample-size", "0.1", "--epochs", "3", "--batch-size", "16"]
     results = []
@@ -53,9 +55,9 @@ def test_mixed_precision_computes_in_bfloat16_with_float32_weights_and_outputs(t
     keras = pytest.importorskip("keras")
     from click.testing import CliRunner
 
-    from pipeline import sample
-    from pipeline.competitions import KEYPOINTS
-    from run import cli
+    from pipeline.data import sample
+    from pipeline.core.competitions import KEYPOINTS
+    from pipeline.cli import cli
 
     raw = tmp_path / "data" / "raw" / KEYPOINTS.slug
     raw.mkdir(parents=True)
@@ -76,12 +78,12 @@ def test_worker_threads_train_the_same_model_as_one_thread(monkeypatch):
     """A GPU machine draws augmented batches with worker threads: the batches, their order and so the
     trained weights are the same as with one thread (on the CPU, where training is deterministic)."""
     keras = pytest.importorskip("keras")
-    from pipeline import devices
+    from pipeline.core import devices
     from pipeline.bench import _bench_data
 
     x, labels = _bench_data("expressions", 96, seed=1)
     one_hot = np.eye(7, dtype=np.float32)[labels]
-    data = train.TrainingData(x, one_hot, x[:16], one_hot[:16], labels, labels[:16], classes=tuple(range(7)))
+    data = splits.TrainingData(x, one_hot, x[:16], one_hot[:16], labels, labels[:16], classes=tuple(range(7)))
     params = {"model": "lenet7", "augment": "strong", "class_weight": "none", "batch_size": 16, "seed": 0,
               "epochs": 2, "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "schedule": "none",
               "warmup_epochs": 0, "label_smoothing": 0.0}
@@ -100,7 +102,7 @@ def test_worker_threads_train_the_same_model_as_one_thread(monkeypatch):
 
 def test_one_input_worker_on_the_cpu():
     pytest.importorskip("keras")
-    from pipeline import devices
+    from pipeline.core import devices
 
     if not devices.has_gpu():
         assert devices.input_workers() == 1
@@ -111,9 +113,9 @@ def test_device_augmentation_trains_saves_predicts_and_exports(tmp_path):
     keras = pytest.importorskip("keras")
     from click.testing import CliRunner
 
-    from pipeline import sample
-    from pipeline.competitions import EXPRESSIONS
-    from run import cli
+    from pipeline.data import sample
+    from pipeline.core.competitions import EXPRESSIONS
+    from pipeline.cli import cli
 
     raw = tmp_path / "data" / "raw" / EXPRESSIONS.slug
     raw.mkdir(parents=True)
@@ -135,9 +137,7 @@ def test_device_augmentation_trains_saves_predicts_and_exports(tmp_path):
 
 
 def test_keypoints_refuse_device_augmentation():
-    from pipeline import recipes
-
     with pytest.raises(PipelineError, match="keypoints augment on the host"):
-        recipes.resolve("keypoints", {"augment_on": "device"})
-    assert "augment_on" not in recipes.resolve("expressions", {})   # host: run names stay as they were
-    assert recipes.resolve("expressions", {"augment_on": "device"})["augment_on"] == "device"
+        resolve("keypoints", {"augment_on": "device"})
+    assert "augment_on" not in resolve("expressions", {})   # host: run names stay as they were
+    assert resolve("expressions", {"augment_on": "device"})["augment_on"] == "device"

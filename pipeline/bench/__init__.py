@@ -20,13 +20,16 @@
         the kernel gradient of a stride-2 1x1 convolution, as Conv2D(strides=2) and as the models'
         strided_pointwise, against numpy, for a few input channels and batch sizes; each case in
         a process of its own, since the broken kernel can crash it.
+
+Public: `cli`, the click group of the benchmarks (`python -m pipeline.bench --help`). Never imported by
+the package: benchmarks sit above every layer.
 """
 import time
 
 import click
 import numpy as np
 
-from pipeline import sample, scale
+from pipeline.data import sample, scale
 
 HALF = 48.0   # keypoint targets are scaled as (px - 48) / 48, the pipeline's "image" range
 

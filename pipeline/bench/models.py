@@ -6,7 +6,7 @@ import numpy as np
 
 from pipeline.models import INPUT_SHAPES, MODELS, build_model
 
-from . import HALF, _bench_data, cli
+from pipeline.bench import HALF, _bench_data, cli
 
 
 def _val_metric(task, model, x, y):
@@ -17,11 +17,11 @@ def _val_metric(task, model, x, y):
 
 
 def train_one(name, task, data, epochs, batch_size, seed, augment):
-    import keras
+    import keras  # this benchmark's own: `bench --help` loads none of them
 
-    from pipeline import augment as aug
-    from pipeline import heap
-    from pipeline.losses import masked_mse
+    from pipeline.training import augment as aug  # this benchmark's own: `bench --help` loads none of them
+    from pipeline.training import heap  # this benchmark's own: `bench --help` loads none of them
+    from pipeline.models.losses import masked_mse  # this benchmark's own: `bench --help` loads none of them
 
     (x_train, y_train), (x_val, y_val) = data
     keras.utils.set_random_seed(seed)

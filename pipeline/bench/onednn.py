@@ -5,16 +5,16 @@ import sys
 import click
 import numpy as np
 
-from . import cli
+from pipeline.bench import cli
 
 
 def pointwise_gradient_error(in_channels, batch, formulation, size=44, filters=16, seed=0):
     """Largest error of a stride-2 1x1 convolution's kernel gradient, relative to the largest
     expected value, for `formulation` "conv" (Conv2D(strides=2)) or "sampled" (strided_pointwise).
     The gradient is read off one SGD step with learning rate 1 on the loss sum(output * upstream)."""
-    import keras
+    import keras  # this benchmark's own: `bench --help` loads none of them
 
-    from pipeline.models.layers import strided_pointwise
+    from pipeline.models.layers import strided_pointwise  # this benchmark's own: `bench --help` loads none of them
 
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch, size, size, in_channels)).astype(np.float32)

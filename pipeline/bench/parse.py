@@ -6,7 +6,7 @@ keypoints have the real ranges), reads each with clean's read_csv and parses its
 list of str that clean hands over, both ways in one process, interleaved:
 
     reference: np.stack([np.fromstring(s, sep=" ") for s in column]).astype(np.uint8)
-    clean:     pipeline.pixels.parse_pixel_strings(column, n_pixels).pixels
+    clean:     pipeline.data.pixels.parse_pixel_strings(column, n_pixels).pixels
 
 It checks that the two arrays are identical and prints the ratio of the best times, the peak memory
 of each parse (tracemalloc, in an untimed run), and the whole-file ratio: the best read (pandas'
@@ -22,7 +22,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from . import cli
+from pipeline.bench import cli
 
 FILES = {   # task: (file, pixel column, pixels a row, rows in Kaggle's file)
     "keypoints": ("training.csv", "Image", 96 * 96, 7049),
@@ -36,7 +36,7 @@ def reference_parse(column):
 
 
 def clean_parse(column, n_pixels):
-    from pipeline.pixels import parse_pixel_strings
+    from pipeline.data.pixels import parse_pixel_strings  # this benchmark's own: `bench --help` loads none of them
 
     return parse_pixel_strings(column, n_pixels).pixels
 
@@ -59,10 +59,10 @@ def parse_command(task, rows, repeats):
 
 
 def _bench_task(task, folder, rows, repeats):
-    import pandas as pd
+    import pandas as pd  # this benchmark's own: `bench --help` loads none of them
 
-    from pipeline import sample
-    from pipeline.csvfiles import read_csv
+    from pipeline.data import sample  # this benchmark's own: `bench --help` loads none of them
+    from pipeline.data.csvfiles import read_csv  # this benchmark's own: `bench --help` loads none of them
 
     file_name, column_name, n_pixels, kaggle_rows = FILES[task]
     rows = rows or kaggle_rows
@@ -116,6 +116,6 @@ def _cpu_model():
         with open("/proc/cpuinfo") as handle:
             return next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
     except (OSError, StopIteration):
-        import platform
+        import platform  # this benchmark's own: `bench --help` loads none of them
 
         return platform.machine()

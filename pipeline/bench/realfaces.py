@@ -23,9 +23,9 @@ from pathlib import Path
 import click
 import numpy as np
 
-from pipeline.competitions import KEYPOINT_COLUMNS, PARTIAL_KEYPOINTS
+from pipeline.core.competitions import KEYPOINT_COLUMNS, PARTIAL_KEYPOINTS
 
-from . import cli
+from pipeline.bench import cli
 
 FER_SLUG = "challenges-in-representation-learning-facial-expression-recognition-challenge"
 TRAINING_ROWS, COMPLETE_ROWS = 7049, 2140   # as in the real training.csv
@@ -40,7 +40,7 @@ def load_teacher(shared, all_faces=False):
     targets (flip-consistency 1.6 px there against 2.7 px over all faces). all_faces keeps every
     face with its first labelling.
     """
-    from PIL import Image
+    from PIL import Image  # this benchmark's own: `bench --help` loads none of them
 
     labels = dict(np.load(Path(shared) / "fer2013-keypoints" / "fer2013-keypoints-dev.npz"))
     keypoints = labels["keypoints"]
@@ -60,7 +60,7 @@ def load_teacher(shared, all_faces=False):
 
 def replica(faces, keypoints, usage, box_method, pixels48, seed=0):
     """(training frame, test frame, lookup frame, solution frame) in Kaggle's layout."""
-    import pandas as pd
+    import pandas as pd  # this benchmark's own: `bench --help` loads none of them
 
     rng = np.random.default_rng(seed)
     train = np.flatnonzero(usage == 0)
@@ -128,7 +128,7 @@ def replica_command(shared, out, seed, all_faces):
 @click.argument("submission", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def score_command(solution, submission):
     """RMSE of a keypoints submission against a replica's solution.csv."""
-    import pandas as pd
+    import pandas as pd  # this benchmark's own: `bench --help` loads none of them
 
     scores = score(pd.read_csv(solution), pd.read_csv(submission))
     click.echo(f"rmse={scores['rmse']:.3f} rmse_upright={scores['rmse_upright']:.3f}  ({submission.name})")

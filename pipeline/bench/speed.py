@@ -5,9 +5,9 @@ import click
 import numpy as np
 
 from pipeline.models import INPUT_SHAPES, build_model
-from pipeline.recipes import default
+from pipeline.core.recipes import default
 
-from . import HALF, _bench_data, _best_ms, cli
+from pipeline.bench import HALF, _bench_data, _best_ms, cli
 
 
 @cli.command("augment")
@@ -15,9 +15,9 @@ from . import HALF, _bench_data, _best_ms, cli
 @click.option("--repeats", default=20, show_default=True)
 def augment_command(batch_size, repeats):
     """Augmentation time per batch against one training step of each task's default model."""
-    import keras
+    import keras  # this benchmark's own: `bench --help` loads none of them
 
-    from pipeline.augment import augment_image_batch, augment_keypoint_batch
+    from pipeline.training.augment import augment_image_batch, augment_keypoint_batch  # this benchmark's own: `bench --help` loads none of them
 
     for task in ("keypoints", "expressions"):
         x, y = _bench_data(task, batch_size, seed=0)
@@ -42,10 +42,10 @@ def augment_command(batch_size, repeats):
 @click.option("--epochs", default=3, show_default=True, help="Per setting; the first is a warm-up.")
 def heap_command(rows, epochs):
     """Training step time of the default expressions model, tf.data's malloc settings vs KeepBuffers."""
-    import keras
+    import keras  # this benchmark's own: `bench --help` loads none of them
 
-    from pipeline import augment as aug
-    from pipeline import heap
+    from pipeline.training import augment as aug  # this benchmark's own: `bench --help` loads none of them
+    from pipeline.training import heap  # this benchmark's own: `bench --help` loads none of them
 
     if not heap.available() or keras.config.backend() != "tensorflow":
         raise click.ClickException("needs the TensorFlow backend on glibc")

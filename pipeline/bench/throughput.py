@@ -24,17 +24,18 @@ import time
 import click
 import numpy as np
 
-from pipeline.recipes import DEFAULT_RECIPE, RECIPES
+from pipeline.core.recipes import DEFAULT_RECIPE, RECIPES
 
-from . import _bench_data, cli
+from pipeline.bench import _bench_data, cli
 
 TASKS = ("keypoints", "expressions")
 PRECISIONS = ("float32", "mixed")
 
 
 def _setup(task, rows, recipe=DEFAULT_RECIPE, precision="float32", augment_on="host"):
-    from pipeline import scale, train
-    from pipeline.recipes import resolve
+    from pipeline.data import scale  # this benchmark's own: `bench --help` loads none of them
+    from pipeline.training import train  # this benchmark's own: `bench --help` loads none of them
+    from pipeline.training.params import resolve  # this benchmark's own: `bench --help` loads none of them
 
     params = resolve(task, {"precision": precision, "augment_on": augment_on}, recipe)
     x, y = _bench_data(task, rows, seed=0, as_bytes=True)   # bytes until the batch, as run.py train
@@ -58,7 +59,7 @@ def _seconds(fit, epochs):
 def measure(task, rows, epochs, in_memory=True, repeats=1, recipe=DEFAULT_RECIPE, precision="float32",
             augment_on="host"):
     """{"input_path": images/s, "in_memory": images/s, ...} for `task`'s model under `recipe`."""
-    from pipeline import heap, train
+    from pipeline.training import heap, train  # this benchmark's own: `bench --help` loads none of them
 
     params, data, batches, model = _setup(task, rows, recipe, precision, augment_on)
     seen = len(batches) * params["batch_size"]
@@ -98,9 +99,9 @@ def measure(task, rows, epochs, in_memory=True, repeats=1, recipe=DEFAULT_RECIPE
 @click.option("--json-only", is_flag=True, hidden=True)   # the JAX subprocess's way of answering
 def train_command(rows, epochs, repeats, task, recipe, precision, augment_on, with_jax, json_only):
     """Training images/s: the real input path, pre-augmented arrays, and the JAX backend."""
-    import keras
+    import keras  # this benchmark's own: `bench --help` loads none of them
 
-    from pipeline import devices
+    from pipeline.core import devices  # this benchmark's own: `bench --help` loads none of them
 
     if augment_on == "device" and task == "keypoints":
         raise click.UsageError("--augment-on device is for expressions (keypoint targets move with the image)")

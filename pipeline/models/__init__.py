@@ -6,16 +6,20 @@ Dense(n_outputs); expression models end in a softmax over n_outputs classes.
 
 Importing this package is cheap: a family's module (and with it Keras) is imported only when one
 of its models is built, so the command line can list names and defaults without loading TensorFlow.
+
+Public: MODELS, get_spec, models_for, build_model, load_model (with the custom layers, losses and
+schedules a saved model refers to: layers.py, losses.py, schedules.py), describe, INPUT_SHAPES.
 """
 import importlib
 import inspect
 from dataclasses import dataclass
 
-from pipeline.errors import PipelineError
+from pipeline.core.competitions import COMPETITIONS, FER2013_CLASSES, KEYPOINT_COLUMNS
+from pipeline.core.errors import PipelineError
 
 # The input each task's models are built for, and its usual number of outputs.
-INPUT_SHAPES = {"keypoints": (96, 96, 1), "expressions": (48, 48, 1)}
-N_OUTPUTS = {"keypoints": 30, "expressions": 7}
+INPUT_SHAPES = {task: (c.image_size, c.image_size, 1) for task, c in COMPETITIONS.items()}
+N_OUTPUTS = {"keypoints": len(KEYPOINT_COLUMNS), "expressions": len(FER2013_CLASSES)}
 
 
 @dataclass(frozen=True)
@@ -99,11 +103,11 @@ def build_model(name, input_shape, n_outputs, **options):
 
 
 def load_model(path, compile=True):
-    """A saved model.keras, with the custom layers and losses it may refer to registered first."""
+    """A saved model.keras, with the custom layers, losses and schedules it may refer to registered first."""
+    # Keras, here and in describe: this package's names must list without loading TensorFlow.
     import keras
 
-    from pipeline import losses, optimizers  # noqa: F401  register the custom losses and schedules
-    from pipeline.models import layers  # noqa: F401  and layers
+    from pipeline.models import layers, losses, schedules  # noqa: F401  importing them registers them
 
     return keras.saving.load_model(path, compile=compile)
 
@@ -111,7 +115,7 @@ def load_model(path, compile=True):
 def describe(task=None):
     """[(name, task, parameters, summary)] for every model (of one task), built at the task's
     default input shape. vgg16_transfer is built untrained so that listing never downloads."""
-    import keras
+    import keras  # see load_model
 
     rows = []
     for name, spec in MODELS.items():

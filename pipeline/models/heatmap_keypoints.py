@@ -10,8 +10,8 @@ was instead of pooling it away: a face feature moved in the image moves its heat
 import keras
 from keras import layers
 
-from .layers import PerOutputAffine, SpatialSoftArgmax
-from .resnet_keypoints import conv_bn, residual_block
+from pipeline.models.layers import PerOutputAffine, SpatialSoftArgmax
+from pipeline.models.resnet_keypoints import conv_bn, residual_block
 
 # 96x96x1 input, 30 outputs (15 maps), default widths, counted by hand (BN counts 4 per channel):
 #   encoder as resnet_keypoints without its head, the stem without coordinate channels:

@@ -9,7 +9,7 @@ dense layer, which is where the small parameter count comes from.
 import keras
 from keras import layers, regularizers
 
-from .layers import strided_pointwise
+from pipeline.models.layers import strided_pointwise
 
 # 48x48x1 input, 7 classes, counted by hand (BN counts 4 weights per channel):
 #   conv 3x3x1x8 + BN 104; conv 3x3x8x8 + BN 608

@@ -10,7 +10,7 @@ the validation RMSE from 1.81 to 1.59 px.
 import keras
 from keras import layers
 
-from .layers import CoordinateChannels, strided_pointwise
+from pipeline.models.layers import CoordinateChannels, strided_pointwise
 
 # 96x96x1 input, 30 outputs, default widths, counted by hand (BN counts 4 weights per channel):
 #   stem 3x3x(1+2 coordinates)x16 + BN                   =       496

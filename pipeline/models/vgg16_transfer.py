@@ -11,7 +11,7 @@ and no cached copy); weights="none" builds the same network untrained, for tests
 import keras
 from keras import layers
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 # keras.applications.vgg16.preprocess_input: RGB -> BGR, minus these means, on a 0..255 scale.
 # Grey input has equal channels, so only the means' order matters.

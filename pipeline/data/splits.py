@@ -1,0 +1,73 @@
+"""Which rows train and which validate, read from the processed arrays.
+
+Keypoints validate on a split of training.csv. Expressions validate on a stratified split of
+Training, or on PublicTest (`validation="public-test"`), so that all of Training trains. PrivateTest
+is never read here: it is the final exam, scored by predict and never used to choose anything.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from pipeline.core.competitions import PUBLIC_TEST
+from pipeline.core.errors import PipelineError
+from pipeline.core.fileio import load_arrays, read_json
+from pipeline.core.layout import ARRAYS, META, SCALING
+from pipeline.data.scale import KeypointScaling, load_scaling
+
+# The split does not follow the training seed: runs that differ only in their seed (an ensemble's
+# members) validate on the same rows, so their scores compare and their average is judged on rows
+# none of them saw.
+SPLIT_SEED = 0
+
+
+@dataclass
+class TrainingData:
+    """Images (n, h, w, 1) uint8 (float32 in [0, 1] works too); targets scaled keypoints (n, 30)
+    with NaN, or class distributions (n, classes); labels (n,) majority class (expressions only)."""
+    train_x: np.ndarray
+    train_y: np.ndarray
+    val_x: np.ndarray
+    val_y: np.ndarray
+    train_labels: np.ndarray = None
+    val_labels: np.ndarray = None
+    scaling: KeypointScaling = None
+    classes: tuple = None
+
+
+def load_training_data(task, processed, params):
+    """The training and validation rows of data/processed/<slug>/ for a run's `params`
+    (val_fraction, validation, ferplus_target)."""
+    data = load_arrays(processed / ARRAYS)
+    x = data["train_x"]
+    if task == "keypoints":
+        y = data["train_y"]
+        train_rows, val_rows = split_indices(len(x), params["val_fraction"])
+        return TrainingData(x[train_rows], y[train_rows], x[val_rows], y[val_rows],
+                            scaling=load_scaling(processed / SCALING))
+
+    meta = read_json(processed / META)
+    classes = tuple(meta["classes"])
+    labels = data["train_labels"]
+    soft = params["ferplus_target"] == "dist" and meta["summary"]["labels"] == "ferplus"
+    one_hot = np.eye(len(classes), dtype=np.float32)
+    y = data["train_distribution"] if soft else one_hot[labels]
+    if params["validation"] == "public-test":
+        public = (data["test_usage"] == PUBLIC_TEST) & (data["test_labels"] >= 0)
+        if not public.any():
+            raise PipelineError("--validation public-test: the test rows carry no PublicTest labels; "
+                                "use --validation split")
+        val_labels = data["test_labels"][public]
+        val_y = data["test_distribution"][public] if soft else one_hot[val_labels]
+        return TrainingData(x, y, data["test_x"][public], val_y, labels, val_labels, classes=classes)
+    train_rows, val_rows = split_indices(len(x), params["val_fraction"], labels=labels)
+    return TrainingData(x[train_rows], y[train_rows], x[val_rows], y[val_rows],
+                        labels[train_rows], labels[val_rows], classes=classes)
+
+
+def split_indices(n, val_fraction, labels=None):
+    """Train and validation row indices; stratified by `labels` when every class has two rows."""
+    rows = np.arange(n)
+    counts = np.bincount(labels) if labels is not None else None
+    stratify = labels if counts is not None and counts[counts > 0].min() >= 2 else None
+    return train_test_split(rows, test_size=val_fraction, random_state=SPLIT_SEED, stratify=stratify)

@@ -1,0 +1,30 @@
+"""A trained model's (or an ensemble's) final validation scores, under every test-time augmentation,
+beside the baseline's: what metrics.json holds."""
+import numpy as np
+
+from pipeline.core.recipes import TTA_VIEWS
+from pipeline.inference.tta import predict_keypoints, predict_probabilities
+
+
+def final_metrics(task, models, data, params):
+    """Validation scores of `models` (the restored best weights, or an ensemble's members, averaged)
+    under each test-time augmentation (val_accuracy, val_accuracy_flip, val_accuracy_multi;
+    val_rmse...), and the baseline's."""
+    batch_size = params["batch_size"]
+    if task == "keypoints":
+        truth = data.scaling.inverse_transform(data.val_y)
+        present = ~np.isnan(truth)
+        rmse = lambda guess: float(np.sqrt(np.mean((guess - truth)[present] ** 2)))  # noqa: E731
+        means = np.nanmean(data.scaling.inverse_transform(data.train_y), axis=0)
+        scores = {tta: rmse(predict_keypoints(models, data.val_x, data.scaling, batch_size, tta)) for tta in TTA_VIEWS}
+        return {**tta_keys("val_rmse", scores), "baseline_rmse": rmse(np.broadcast_to(means, truth.shape))}
+    accuracy = lambda p: float(np.mean(p.argmax(1) == data.val_labels))  # noqa: E731
+    majority = int(np.bincount(data.train_labels).argmax())
+    scores = {tta: accuracy(predict_probabilities(models, data.val_x, batch_size, tta)) for tta in TTA_VIEWS}
+    return {**tta_keys("val_accuracy", scores), "majority_accuracy": float(np.mean(data.val_labels == majority)),
+            "majority_class": majority}
+
+
+def tta_keys(name, scores):
+    """{"none": a, "flip": b} -> {name: a, name_flip: b}."""
+    return {name if tta == "none" else f"{name}_{tta}": value for tta, value in scores.items()}

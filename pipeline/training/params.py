@@ -1,0 +1,39 @@
+"""A run's complete parameters, resolved from the user's options, a recipe and recipes.BASE.
+
+Kept apart from core/recipes.py (plain data) because it checks the model against the task, which
+takes the model registry. Importing it is cheap: no Keras.
+"""
+from pipeline.core.errors import PipelineError
+from pipeline.core.recipes import (BASE, CHOICES, DEFAULT_RECIPE, EXPRESSION_ONLY, KEYPOINT_ONLY, MODEL_ONLY,
+                                   PREDICT_ONLY, recipe)
+from pipeline.models import get_spec, models_for
+
+
+def resolve(task, given, recipe_name=DEFAULT_RECIPE):
+    """A run's complete parameters: `given` (None = unset) over the recipe's over BASE.
+
+    Only the parameters that matter for this task and model are kept, so they alone decide the cache.
+    """
+    given = {k: v for k, v in given.items() if v is not None}
+    params = {**BASE, **recipe(recipe_name)[task], **given, "recipe": recipe_name}
+    spec = get_spec(params["model"])
+    if spec.task != task:
+        raise PipelineError(f"--model {params['model']} is a {spec.task} model; for {task} choose one of: "
+                            + ", ".join(models_for(task)))
+    for key, choices in CHOICES.items():
+        if params[key] not in choices:
+            raise PipelineError(f"unknown {key.replace('_', '-')} {params[key]!r}; choose one of: {', '.join(choices)}")
+    drop = set(PREDICT_ONLY) | set(EXPRESSION_ONLY if task == "keypoints" else KEYPOINT_ONLY)
+    drop |= {key for key, model in MODEL_ONLY.items() if params["model"] != model}
+    if params["validation"] != "split":
+        drop.add("val_fraction")
+    if params["strategy"] == "none":
+        drop.add("strategy")   # absent unless used: runs trained before it existed keep their names
+    if params["precision"] == "float32":
+        drop.add("precision")
+    if params["augment_on"] == "host":
+        drop.add("augment_on")
+    elif task == "keypoints":
+        raise PipelineError("--augment-on device is for expressions: keypoints augment on the host, "
+                            "where their targets move with the image")
+    return {k: v for k, v in sorted(params.items()) if k not in drop}
