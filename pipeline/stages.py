@@ -17,7 +17,7 @@ from pipeline.core.cache import Cache, params_hash, stage_lock
 from pipeline.core.competitions import label_set, tasks_for
 from pipeline.core.errors import MissingInputError, PipelineError
 from pipeline.core.fileio import read_json, write_text
-from pipeline.core.layout import (LATEST, META, METRICS, PREDICTOR, Layout, clean_outputs, ensemble_outputs,
+from pipeline.core.layout import (CLEAN_FORMAT, LATEST, META, METRICS, PREDICTOR, Layout, clean_outputs, ensemble_outputs,
                                   latest_submission, manifest, predict_outputs, scale_outputs, submission_paths,
                                   train_outputs)
 from pipeline.core.recipes import DEFAULT_RECIPE
@@ -120,17 +120,20 @@ class Pipeline:
         return Outcome("download", competition.task, status, summary, time.perf_counter() - started)
 
     def clean(self, competition, dropna=False, labels=defaults.LABELS, skip_bad_rows=False):
-        from pipeline.data import clean  # pandas: when the stage runs
-
         raw, out = self.layout.raw(competition), self.layout.interim(competition)
         if not download.present_layout(competition, raw):
             self._require([raw / competition.required_files[0][0]], competition, "download", "raw data")
         params = {"skip_bad_rows": skip_bad_rows}
         params.update({"dropna": dropna} if competition.task == "keypoints" else {"labels": labels})
+
+        def parse():
+            from pipeline.data import clean  # pandas: when the stage runs
+
+            return clean.run(competition, raw, out, **params)
+
         return self._step("clean", competition, manifest(out, "clean"), download.raw_files(raw),
-                          {**params, "format": clean.FORMAT}, clean_outputs(competition, out),
-                          self._narrated(f"{competition.task} clean: parsing and checking the files in {raw}",
-                                         lambda: clean.run(competition, raw, out, **params)))
+                          {**params, "format": CLEAN_FORMAT}, clean_outputs(competition, out),
+                          self._narrated(f"{competition.task} clean: parsing and checking the files in {raw}", parse))
 
     def scale(self, competition, keypoint_range=defaults.KEYPOINT_RANGE):
         interim, out = self.layout.interim(competition), self.layout.processed(competition)

@@ -3,6 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from pipeline.core.competitions import EXPRESSIONS, KEYPOINTS
@@ -48,3 +49,27 @@ def test_readme_recipe_table_lists_every_recipe_with_its_settings():
             for key in ("model", "epochs", "batch_size", "optimizer", "schedule", "augment"):
                 value = {**BASE, **recipe[task]}[key]
                 assert f"{value}" in row, (name, task, key, row)
+
+
+def test_the_installed_console_script_is_this_command_line():
+    import importlib
+    import tomllib
+
+    from pipeline.cli import cli
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    module, _, name = scripts["faces"].partition(":")
+    assert getattr(importlib.import_module(module), name) is cli
+
+
+@pytest.mark.slow
+def test_a_cached_chain_loads_neither_pandas_nor_keras(trained_project):
+    code = ("import sys\nfrom click.testing import CliRunner\nfrom pipeline.cli import cli\n"
+            f"result = CliRunner().invoke(cli, ['--root', {str(trained_project)!r}, 'all', '--task', 'expressions', "
+            "'--model', 'compact_vgg', '--epochs', '1', '--batch-size', '8'])\n"
+            "print(result.exit_code, 'pandas' in sys.modules, 'keras' in sys.modules, 'tensorflow' in sys.modules)\n"
+            "print(result.output)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    first, output = done.stdout.split("\n", 1)
+    assert first == "0 False False False", done.stdout + done.stderr
+    assert output.count(" cached ") == 6   # download, clean, scale, train, predict, submission

@@ -1,11 +1,18 @@
 """Optimizers, the warm-up cosine schedule, plateau cuts and class weights for the rare Disgust class."""
+import json
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 keras = pytest.importorskip("keras")
 
-from pipeline.training import optimizers  # noqa: E402
 from pipeline.core.errors import PipelineError  # noqa: E402
+from pipeline.models.schedules import cosine_with_warmup  # noqa: E402
+from pipeline.training import optimizers, resume  # noqa: E402
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 @pytest.mark.parametrize("name, cls", [("adam", "Adam"), ("adamw", "AdamW"), ("sgd", "SGD"), ("adamax", "Adamax")])
@@ -23,25 +30,46 @@ def test_unknown_names_list_the_choices():
         optimizers.class_weights([0, 1], 2, "inverse")
 
 
-def test_warmup_cosine_rises_then_decays_to_zero():
-    schedule = optimizers.WarmupCosine(0.1, warmup_steps=10, total_steps=110)
+def test_cosine_rises_then_decays_to_zero():
+    schedule = cosine_with_warmup(0.1, warmup_steps=10, total_steps=110)
+    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)   # the library's, not ours
     rates = [float(schedule(step)) for step in range(111)]
-    assert rates[0] == pytest.approx(0.01) and rates[9] == pytest.approx(0.1)
+    assert rates[0] == 0 and rates[5] == pytest.approx(0.05) and rates[10] == pytest.approx(0.1)
+    assert all(a <= b for a, b in zip(rates[:10], rates[1:11]))
     assert rates[60] == pytest.approx(0.05, abs=1e-6)
     assert all(a >= b for a, b in zip(rates[10:], rates[11:])) and rates[110] == pytest.approx(0, abs=1e-9)
-    assert optimizers.WarmupCosine.from_config(schedule.get_config()).get_config() == schedule.get_config()
+    flat = cosine_with_warmup(0.1, warmup_steps=0, total_steps=10)
+    assert float(flat(0)) == pytest.approx(0.1) and float(flat(10)) == pytest.approx(0, abs=1e-9)
 
 
 def test_learning_rate_follows_the_schedule_parameter():
     params = {"schedule": "cosine", "lr": 0.1, "warmup_epochs": 2, "epochs": 10}
     rate = optimizers.learning_rate(params, steps_per_epoch=5)
-    assert (rate.warmup_steps, rate.total_steps) == (10, 50)
+    assert (rate.warmup_steps, rate.decay_steps, rate.warmup_target) == (10, 40, 0.1)
     assert optimizers.learning_rate({**params, "schedule": "none"}, 5) == 0.1
+
+
+def test_a_checkpoint_saved_with_the_old_hand_made_schedule_loads_and_trains_on(tmp_path):
+    # tests/fixtures/warmup_cosine_checkpoint.keras was saved by commit 966001e's code: a tiny model,
+    # Adam over WarmupCosine(peak 0.01, warm-up 4 steps, 20 in all), after 2 training steps.
+    folder = tmp_path / "backup"
+    (folder / "epoch-0001").mkdir(parents=True)
+    shutil.copyfile(FIXTURES / "warmup_cosine_checkpoint.keras", folder / "epoch-0001" / "model.keras")
+    (folder / "state.json").write_text(json.dumps({"epoch": 1, "folder": "epoch-0001"}))
+    model, state = resume.load(folder)
+    schedule = model.optimizer._learning_rate   # the schedule itself (learning_rate is its current value)
+    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
+    assert (schedule.warmup_steps, schedule.decay_steps, schedule.warmup_target) == (4, 16, 0.01)
+    assert int(model.optimizer.iterations) == 2 and state["epoch"] == 1   # its optimizer state came along
+    x = np.random.default_rng(0).random((8, 4), dtype=np.float32)
+    model.fit(x, np.ones((8, 2), np.float32), batch_size=4, epochs=1, verbose=0)
+    assert int(model.optimizer.iterations) == 4
+    assert float(model.optimizer.learning_rate) == pytest.approx(float(schedule(4)))
 
 
 def test_cosine_drives_the_optimizer_step_by_step_in_fit():
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    schedule = optimizers.WarmupCosine(0.1, warmup_steps=2, total_steps=6)
+    schedule = cosine_with_warmup(0.1, warmup_steps=2, total_steps=6)
     model.compile(optimizers.make_optimizer("adam", schedule), "mse")
     x = np.zeros((8, 2), np.float32)
     model.fit(x, x[:, :1], batch_size=4, epochs=2, verbose=0)   # 4 steps

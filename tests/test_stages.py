@@ -38,8 +38,8 @@ def test_data_cleaned_by_an_older_format_is_cleaned_again(tmp_path):
     chain.clean(KEYPOINTS)
     manifest = tmp_path / "data" / "interim" / KEYPOINTS.slug / "clean.manifest.json"
     record = json.loads(manifest.read_text())
-    assert record["params"]["format"] == clean.FORMAT
-    record["params"]["format"] = clean.FORMAT - 1
+    assert record["params"]["format"] == layout.CLEAN_FORMAT
+    record["params"]["format"] = layout.CLEAN_FORMAT - 1
     manifest.write_text(json.dumps(record))
     assert chain.clean(KEYPOINTS).status == "ran"
     assert chain.clean(KEYPOINTS).status == "cached"

@@ -10,6 +10,10 @@ from pathlib import Path
 SOURCE = "SOURCE.json"
 
 # data/interim/<slug>/ (clean)
+# Part of the clean stage's cache key: raise it when the same raw files and options clean to
+# something else, so a project cleaned by older code cleans again. 2: FERPlus test rows labelled by
+# FERPlus's rule.
+CLEAN_FORMAT = 2
 CLEAN_ARRAYS = "clean.npz"
 META = "meta.json"            # also in data/processed/<slug>/, copied by scale
 LOOKUP = "lookup.csv"         # keypoints: IdLookupTable's rows

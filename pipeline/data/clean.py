@@ -22,9 +22,6 @@ from pipeline.core.layout import CLEAN_ARRAYS, LOOKUP, META, TEST_IDS
 from pipeline.data.csvfiles import Problems, read_csv
 from pipeline.data.pixels import parse_pixel_strings
 
-# Part of the stage's cache key: raise it when the same raw files and options clean to something
-# else, so a project cleaned by older code cleans again. 2: FERPlus test rows labelled by FERPlus's rule.
-FORMAT = 2
 MISSING = ("", "nan", "NaN", "NA")   # a missing keypoint: empty as Kaggle writes it, or pandas' spellings
 SKIP_HINT = "Fix the file, or pass --skip-bad-rows to drop bad training rows."
 

@@ -1,25 +1,24 @@
-"""Learning-rate schedules that saved models refer to: importing this module registers them, so
-that a checkpoint's optimizer (training/resume.py) loads with its schedule."""
-import math
+"""The learning-rate schedule that older checkpoints name, read as the library's own.
 
+Runs saved before the cosine schedule became Keras's `CosineDecay` (commit 966001e and earlier) hold
+an optimizer whose schedule is "faces>WarmupCosine" {peak, warmup_steps, total_steps}. Importing
+this module registers that name, so such a checkpoint loads (and resumes) with the equivalent
+CosineDecay from training/optimizers.py.
+"""
 import keras
-from keras import ops
 
 
-@keras.saving.register_keras_serializable(package="faces")
-class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
-    """Per step: a linear rise from peak/warmup_steps to `peak` over `warmup_steps`, then half a
-    cosine down to 0 at `total_steps`. Saved with the optimizer, so a resumed run continues it."""
+def cosine_with_warmup(peak, warmup_steps, total_steps):
+    """A linear rise from 0 to `peak` over `warmup_steps`, then half a cosine down to 0 at `total_steps`."""
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup_steps else peak, decay_steps=max(total_steps - warmup_steps, 1),
+        alpha=0.0, warmup_target=peak if warmup_steps else None, warmup_steps=warmup_steps)
 
-    def __init__(self, peak, warmup_steps, total_steps):
-        self.peak, self.warmup_steps, self.total_steps = float(peak), int(warmup_steps), int(total_steps)
 
-    def __call__(self, step):
-        step = ops.cast(step, "float32")
-        warm = self.peak * (step + 1) / max(self.warmup_steps, 1)
-        progress = ops.minimum((step - self.warmup_steps) / max(self.total_steps - self.warmup_steps, 1), 1.0)
-        cosine = self.peak * 0.5 * (1 + ops.cos(math.pi * progress))
-        return ops.where(step < self.warmup_steps, warm, cosine)
+@keras.saving.register_keras_serializable(package="faces", name="WarmupCosine")
+class SavedWarmupCosine(keras.optimizers.schedules.CosineDecay):
+    """Only ever deserialised: the old schedule's config becomes cosine_with_warmup's CosineDecay."""
 
-    def get_config(self):
-        return {"peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps}
+    @classmethod
+    def from_config(cls, config):
+        return cosine_with_warmup(float(config["peak"]), int(config["warmup_steps"]), int(config["total_steps"]))

@@ -1,9 +1,10 @@
 """Optimizers, learning-rate schedules and class weights, built from a run's named parameters."""
 import keras
 import numpy as np
+from sklearn.utils.class_weight import compute_class_weight
 
 from pipeline.core.errors import PipelineError
-from pipeline.models.schedules import WarmupCosine
+from pipeline.models.schedules import cosine_with_warmup
 
 
 def make_optimizer(name, learning_rate, weight_decay=0.0):
@@ -20,10 +21,11 @@ def make_optimizer(name, learning_rate, weight_decay=0.0):
 
 
 def learning_rate(params, steps_per_epoch):
-    """The optimizer's learning rate for a run: a WarmupCosine for "cosine", else the number."""
+    """The optimizer's learning rate for a run: Keras's CosineDecay with a linear warm-up for "cosine"
+    (saved with the optimizer, so a resumed run continues it), else the number."""
     if params["schedule"] == "cosine":
-        return WarmupCosine(params["lr"], params["warmup_epochs"] * steps_per_epoch,
-                            params["epochs"] * steps_per_epoch)
+        return cosine_with_warmup(params["lr"], params["warmup_epochs"] * steps_per_epoch,
+                                  params["epochs"] * steps_per_epoch)
     return params["lr"]
 
 
@@ -43,21 +45,22 @@ def schedule_callbacks(params, monitor, mode):
 def class_weights(labels, n_classes, mode="none"):
     """{class: weight} for (n,) integer labels.
 
-    "balanced" weighs each class by n / (classes present * its count), so FER2013's rare Disgust
+    "balanced" is scikit-learn's: n / (classes present * its count), so FER2013's rare Disgust
     (~1.5% of rows) counts as much as Happy in the loss; "sqrt" is its square root, a milder
-    correction that costs less accuracy on the common classes. Both are scaled so the average
-    weight per training row is 1, leaving the learning rate's meaning unchanged. Classes with no
-    rows get 1.
+    correction that costs less accuracy on the common classes, scaled so that the average weight
+    per training row stays 1 (as "balanced" does by construction), leaving the learning rate's
+    meaning unchanged. Classes with no rows get 1.
     """
     if mode not in ("none", "balanced", "sqrt"):
         raise PipelineError(f"unknown class weight mode {mode!r}; choose one of: none, balanced, sqrt")
-    counts = np.bincount(np.asarray(labels, int), minlength=n_classes)[:n_classes].astype(float)
+    labels = np.asarray(labels, int)
+    weights = np.ones(n_classes)
     if mode == "none":
         return {c: 1.0 for c in range(n_classes)}
-    present = counts > 0
-    weights = np.ones(n_classes)
-    weights[present] = counts.sum() / (present.sum() * counts[present])
+    present = np.unique(labels)
+    weights[present] = compute_class_weight("balanced", classes=present, y=labels)
     if mode == "sqrt":
+        counts = np.bincount(labels, minlength=n_classes)[:n_classes]
         weights[present] = np.sqrt(weights[present])
         weights[present] *= counts.sum() / (counts * weights).sum()
     return {c: float(w) for c, w in enumerate(weights)}
