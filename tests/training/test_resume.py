@@ -13,7 +13,7 @@ from pipeline.core.competitions import EXPRESSIONS
 
 pytestmark = pytest.mark.slow   # trains, or runs the whole chain
 
-RUN = str(Path(__file__).resolve().parents[1] / "run.py")
+RUN = str(Path(__file__).resolve().parents[2] / "run.py")
 OPTIONS = ["--task", "expressions", "--epochs", "8", "--patience", "20", "--batch-size", "16"]
 TRAIN = ["train", *OPTIONS]
 

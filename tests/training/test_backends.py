@@ -11,7 +11,7 @@ from pipeline.core.competitions import KEYPOINTS
 
 pytestmark = pytest.mark.slow   # trains, or runs the whole chain
 
-RUN = str(Path(__file__).resolve().parents[1] / "run.py")
+RUN = str(Path(__file__).resolve().parents[2] / "run.py")
 
 
 def test_tiny_run_under_jax(tmp_path):

@@ -51,7 +51,7 @@ def test_missing_or_corrupt_manifest_is_stale(tmp_path):
 
 # --- through the command line: what a user sees --------------------------------------------------
 
-RUN = str(Path(__file__).resolve().parents[1] / "run.py")
+RUN = str(Path(__file__).resolve().parents[2] / "run.py")
 
 
 def status_in(output):

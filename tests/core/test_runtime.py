@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # What TensorFlow, absl, CUDA probing and Keras's retracing warnings print, and the pipeline never does.
 FRAMEWORK_LOG = re.compile(r"absl::InitializeLog|^[IWEF]\d{4} |cuda|oneDNN custom operations|retracing|"
                            r"cpu_feature_guard|rebuild TensorFlow", re.IGNORECASE | re.MULTILINE)

@@ -33,7 +33,7 @@ print(json.dumps({"patched": patched, "kept": page_faults_allocating(),
 
 def test_freed_buffers_are_reused_instead_of_mapped_again():
     result = subprocess.run([sys.executable, "-c", MEASURE], capture_output=True, text=True, check=True,
-                            cwd=Path(__file__).parents[1])
+                            cwd=Path(__file__).parents[2])
     faults = json.loads(result.stdout)
     assert faults["patched"] >= 40 * faults["pages_per_mib"], faults   # a fresh mapping per buffer
     assert faults["kept"] <= 5 * faults["pages_per_mib"], faults       # one heap block, reused

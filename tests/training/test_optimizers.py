@@ -12,7 +12,7 @@ from pipeline.core.errors import PipelineError  # noqa: E402
 from pipeline.models.schedules import cosine_with_warmup  # noqa: E402
 from pipeline.training import optimizers, resume  # noqa: E402
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 @pytest.mark.parametrize("name, cls", [("adam", "Adam"), ("adamw", "AdamW"), ("sgd", "SGD"), ("adamax", "Adamax")])

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SLUG = "challenges-in-representation-learning-facial-expression-recognition-challenge"
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,7 @@ from pipeline.data import sample
 from pipeline.core.competitions import EXPRESSIONS, KEYPOINTS
 from pipeline.core.errors import PipelineError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def in_subprocesses(test):

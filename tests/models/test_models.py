@@ -114,7 +114,7 @@ def test_every_saved_model_loads_where_predict_loads_it(tmp_path):
         "                                 for name, spec in MODELS.items()})\n"
     )
     result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
-                            timeout=600, cwd=os.path.dirname(os.path.dirname(__file__)))
+                            timeout=600, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
     assert result.returncode == 0, result.stderr[-2000:]
     loaded = np.load(tmp_path / "loaded.npz")
     for name, outputs in expected.items():
