@@ -2,7 +2,9 @@
 
 Every builder returns an uncompiled `keras.Model` taking float32 images in [0, 1] of shape
 (96, 96, 1) for keypoints or (48, 48, 1) for expressions. Keypoints models end in a linear
-Dense(n_outputs); expression models end in a softmax over n_outputs classes.
+Dense(n_outputs) (or a soft-argmax); expression models end in a softmax over n_outputs classes.
+The head always computes in float32 (`dtype="float32"`): under mixed precision a bfloat16 head
+would round coordinates on [-1, 1] to about 0.2 px and its softmax would lose the small classes.
 
 Importing this package is cheap: a family's module (and with it Keras) is imported only when one
 of its models is built, so the command line can list names and defaults without loading TensorFlow.

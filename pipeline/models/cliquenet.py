@@ -78,5 +78,5 @@ def build(input_shape=(48, 48, 1), n_outputs=7, blocks=3, nodes=5, channels=36, 
         if i < blocks:
             x = transition(x, f"transition{i}")
     x = layers.Concatenate(name="pooled_blocks")(pooled)                  # 3 * 180 = 540
-    outputs = layers.Dense(n_outputs, activation="softmax", name="predictions")(x)
+    outputs = layers.Dense(n_outputs, activation="softmax", dtype="float32", name="predictions")(x)
     return keras.Model(inputs, outputs, name="cliquenet")

@@ -34,5 +34,5 @@ def build(input_shape=(48, 48, 1), n_outputs=7, stem=16, widths=(32, 64, 128), d
         x = conv_bn_relu(x, filters, f"block{stage}_conv2")
     x = layers.GlobalAveragePooling2D(name="pool")(x)                     # 128
     x = layers.Dropout(dropout, name="dropout")(x)
-    outputs = layers.Dense(n_outputs, activation="softmax", name="predictions")(x)
+    outputs = layers.Dense(n_outputs, activation="softmax", dtype="float32", name="predictions")(x)
     return keras.Model(inputs, outputs, name="compact_vgg")

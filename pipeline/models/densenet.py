@@ -49,5 +49,5 @@ def build(input_shape=(48, 48, 1), n_outputs=7, blocks=(2, 4, 8, 4), growth=32, 
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     if dropout:
         x = layers.Dropout(dropout, name="pool_dropout")(x)
-    outputs = layers.Dense(n_outputs, activation="softmax", name="predictions")(x)
+    outputs = layers.Dense(n_outputs, activation="softmax", dtype="float32", name="predictions")(x)
     return keras.Model(inputs, outputs, name="densenet")

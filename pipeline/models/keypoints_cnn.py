@@ -23,5 +23,5 @@ def build(input_shape=(96, 96, 1), n_outputs=30, dropout=0.5):
     x = layers.Dense(500, activation="relu", name="fc1")(x)
     x = layers.Dense(500, activation="relu", name="fc2")(x)
     x = layers.Dropout(dropout, name="fc2_dropout")(x)
-    outputs = layers.Dense(n_outputs, name="keypoints")(x)               # linear regression head
+    outputs = layers.Dense(n_outputs, dtype="float32", name="keypoints")(x)               # linear regression head
     return keras.Model(inputs, outputs, name="kaggle_cnn")

@@ -21,5 +21,5 @@ def build(input_shape=(48, 48, 1), n_outputs=7, dense_units=256, dropout=0.5):
     x = layers.Flatten(name="flatten")(x)                                 # 6*6*128 = 4,608
     x = layers.Dense(dense_units, activation="relu", name="fc1")(x)
     x = layers.Dropout(dropout, name="fc1_dropout")(x)
-    outputs = layers.Dense(n_outputs, activation="softmax", name="predictions")(x)
+    outputs = layers.Dense(n_outputs, activation="softmax", dtype="float32", name="predictions")(x)
     return keras.Model(inputs, outputs, name="lenet7")

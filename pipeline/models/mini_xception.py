@@ -52,5 +52,5 @@ def build(input_shape=(48, 48, 1), n_outputs=7, l2=0.01):
         x = residual_module(x, filters, regularizer, f"module{i}")        # 22, 11, 6, 3
     x = layers.Conv2D(n_outputs, 3, padding="same", name="classifier_conv")(x)   # 3x3xN
     x = layers.GlobalAveragePooling2D(name="pool")(x)
-    outputs = layers.Activation("softmax", name="predictions")(x)
+    outputs = layers.Activation("softmax", dtype="float32", name="predictions")(x)
     return keras.Model(inputs, outputs, name="mini_xception")

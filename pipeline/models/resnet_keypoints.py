@@ -52,5 +52,5 @@ def build(input_shape=(96, 96, 1), n_outputs=30, stem_filters=16, widths=(32, 64
     x = layers.GlobalAveragePooling2D(name="pool")(x)                     # 256
     x = layers.Dense(dense_units, activation="relu", name="fc")(x)
     x = layers.Dropout(dropout, name="fc_dropout")(x)
-    outputs = layers.Dense(n_outputs, name="keypoints")(x)               # linear regression head
+    outputs = layers.Dense(n_outputs, dtype="float32", name="keypoints")(x)               # linear regression head
     return keras.Model(inputs, outputs, name="resnet_keypoints")

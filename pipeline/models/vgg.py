@@ -34,5 +34,5 @@ def build(input_shape=(48, 48, 1), n_outputs=7, widths=(64, 128, 256, 512), dens
     for i in (1, 2):
         x = layers.Dense(dense_units, activation="relu", name=f"fc{i}")(x)
         x = layers.Dropout(dropout, name=f"fc{i}_dropout")(x)
-    outputs = layers.Dense(n_outputs, activation="softmax", name="predictions")(x)
+    outputs = layers.Dense(n_outputs, activation="softmax", dtype="float32", name="predictions")(x)
     return keras.Model(inputs, outputs, name="vgg")

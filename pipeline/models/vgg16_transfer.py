@@ -59,5 +59,5 @@ def build(input_shape=(48, 48, 1), n_outputs=7, weights="imagenet", image_size=4
     for i, units in enumerate((256, 256, 128), start=1):
         x = layers.Dense(units, activation="relu", name=f"head_fc{i}")(x)
         x = layers.Dropout(dropout, name=f"head_fc{i}_dropout")(x)
-    outputs = layers.Dense(n_outputs, activation="softmax", name="predictions")(x)
+    outputs = layers.Dense(n_outputs, activation="softmax", dtype="float32", name="predictions")(x)
     return keras.Model(inputs, outputs, name="vgg16_transfer")

@@ -106,12 +106,9 @@ def _scorer(task, data):
 
 
 def _compiled_model(task, data, params, steps_per_epoch):
-    with mixed_precision(params.get("precision", "float32")) as mixed:
+    with mixed_precision(params.get("precision", "float32")):   # the heads stay float32 (models/__init__.py)
         model = build_model(params["model"], data.train_x.shape[1:], data.train_y.shape[1],
                             weights=params.get("weights"))
-    if mixed:   # outputs, and so the loss, in float32
-        output = keras.layers.Activation("linear", dtype="float32", name="float32_output")(model.outputs[0])
-        model = keras.Model(model.input, output, name=model.name)   # one input, not a list of one
     if params.get("augment_on", "host") == "device":
         model = augment.on_device(model, augment.STRENGTHS[params["augment"]], params["seed"])
     rate = optimizers.learning_rate(params, steps_per_epoch)

@@ -141,3 +141,37 @@ def test_keypoints_refuse_device_augmentation():
         resolve("keypoints", {"augment_on": "device"})
     assert "augment_on" not in resolve("expressions", {})   # host: run names stay as they were
     assert resolve("expressions", {"augment_on": "device"})["augment_on"] == "device"
+
+
+@pytest.mark.parametrize("name", sorted(__import__("pipeline.models", fromlist=["MODELS"]).MODELS))
+def test_every_model_trains_a_step_in_mixed_precision_on_tensorflow(name):
+    """--precision mixed on the TensorFlow backend, which refuses to mix bfloat16 and float32 in one op
+    (heatmap_keypoints' soft-argmax once did): a step trains, the weights stay float32, and the head
+    answers in float32."""
+    keras = pytest.importorskip("keras")
+    from pipeline.data.splits import TrainingData
+    from pipeline.models import INPUT_SHAPES, MODELS
+    from pipeline.training.params import resolve
+
+    assert keras.config.backend() == "tensorflow"
+    task = MODELS[name].task
+    shape = INPUT_SHAPES[task]
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (4, *shape), dtype=np.uint8)
+    if task == "keypoints":
+        y = rng.uniform(-0.5, 0.5, (4, 30)).astype(np.float32)
+        y[::2, 8:] = np.nan   # rows with only some keypoints
+        data = TrainingData(x, y, x, y)
+    else:
+        labels = np.arange(4) % 7
+        data = TrainingData(x, np.eye(7, dtype=np.float32)[labels], x, np.eye(7, dtype=np.float32)[labels],
+                            labels, labels, classes=tuple(range(7)))
+    params = resolve(task, {"model": name, "precision": "mixed", "weights": "none"})
+    model = train._compiled_model(task, data, params, steps_per_epoch=1)
+    loss = model.train_on_batch(x.astype(np.float32) / 255, data.train_y)
+    assert np.isfinite(np.asarray(loss)).all()
+    assert {w.dtype for w in model.trainable_weights} == {"float32"}
+    assert any(layer.compute_dtype == "bfloat16" for layer in model.layers)
+    assert model.predict(x[:2].astype(np.float32) / 255, verbose=0).dtype == np.float32
+    assert keras.config.dtype_policy().name == "float32"
+    keras.backend.clear_session()
