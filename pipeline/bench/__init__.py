@@ -16,6 +16,10 @@
     python -m pipeline.bench train
         training images/s of each task's default model through run.py train's input path, on
         pre-augmented arrays, and on JAX; prints input_efficiency (the first over the second).
+    python -m pipeline.bench cpu
+        the CPU's float32 (and bfloat16) matmul GFLOP/s, each default model's training FLOPs per
+        image and images/s through the input path, and flop_efficiency_<model>= (the first over
+        the second), with the CPU model, its ISA flags and the thread counts.
     python -m pipeline.bench onednn
         the kernel gradient of a stride-2 1x1 convolution, as Conv2D(strides=2) and as the models'
         strided_pointwise, against numpy, for a few input channels and batch sizes; each case in

@@ -33,7 +33,7 @@ PRECISIONS = ("float32", "mixed")
 
 
 def _setup(task, rows, recipe=DEFAULT_RECIPE, precision="float32", augment_on="host"):
-    from pipeline.data import scale  # this benchmark's own: `bench --help` loads none of them
+    from pipeline.data import scale, splits  # this benchmark's own: `bench --help` loads none of them
     from pipeline.training import train  # this benchmark's own: `bench --help` loads none of them
     from pipeline.training.params import resolve  # this benchmark's own: `bench --help` loads none of them
 
@@ -41,10 +41,10 @@ def _setup(task, rows, recipe=DEFAULT_RECIPE, precision="float32", augment_on="h
     x, y = _bench_data(task, rows, seed=0, as_bytes=True)   # bytes until the batch, as run.py train
     if task == "keypoints":
         scaling = scale.KeypointScaling((0.0,) * 30, (96.0,) * 30)   # (px - 48) / 48, as _bench_data
-        data = train.TrainingData(x, y, x[:64], y[:64], scaling=scaling)
+        data = splits.TrainingData(x, y, x[:64], y[:64], scaling=scaling)
     else:
         one_hot = np.eye(7, dtype=np.float32)[y]
-        data = train.TrainingData(x, one_hot, x[:64], one_hot[:64], y, y[:64], classes=tuple(range(7)))
+        data = splits.TrainingData(x, one_hot, x[:64], one_hot[:64], y, y[:64], classes=tuple(range(7)))
     batches = train._batches(task, data, params)
     model = train._compiled_model(task, data, params, steps_per_epoch=len(batches))
     return params, data, batches, model

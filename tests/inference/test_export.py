@@ -13,8 +13,10 @@ from pipeline.cli import cli
 keras = pytest.importorskip("keras")
 pytest.importorskip("tensorflow")
 
-from pipeline.inference import export, predict
+from pipeline.core import layout  # noqa: E402
 from pipeline.data import scale  # noqa: E402
+from pipeline.inference import export, tta  # noqa: E402
+from pipeline.inference.rundir import RunDir  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -22,9 +24,6 @@ LOAD_IN_FRESH_PROCESS = """
 import json, sys
 import numpy as np
 import tensorflow as tf
-from pipeline.core import layout
-from pipeline.inference import tta
-from pipeline.inference.rundir import RunDir
 serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
 out = serve(image=tf.constant(np.load(sys.argv[2])))
 np.save(sys.argv[3], next(iter(out.values())).numpy())

@@ -9,7 +9,6 @@ from pipeline.core.competitions import EXPRESSIONS, FER2013_CLASSES, FERPLUS_CLA
 from pipeline.core.errors import MissingInputError
 from pipeline.stages import Pipeline
 from pipeline.cli import cli
-from pipeline.core import layout
 
 
 def fake_run(folder, name, accuracy, flip, recipe="fast", public=None, classes=FER2013_CLASSES):

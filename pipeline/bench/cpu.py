@@ -1,0 +1,176 @@
+"""python -m pipeline.bench cpu: how far training runs from this CPU's arithmetic limit, measured in one run.
+
+The limit is a large matrix multiplication through the same TensorFlow build and thread settings
+the training uses: float32 always, bfloat16 where the CPU has bfloat16 units (AVX512_BF16 or AMX).
+Each default model's training FLOPs per image are counted from its graph (TensorFlow's profiler on
+the forward pass of one image, times 3 for the backward pass), and its training speed is timed
+through run.py train's real input path (augment.Batches into model.fit). The timings are taken in
+turn, each repeat of every measurement before the next repeat of any, so a slow spell of a shared
+machine touches all of them alike, and each figure is given with a 95% confidence interval.
+
+    flop_efficiency_<model> = training GFLOP/s / float32 matmul GFLOP/s
+"""
+import os
+import statistics
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from pipeline.bench import cli
+
+MODELS = {"compact_vgg": "expressions", "heatmap_keypoints": "keypoints", "densenet": "expressions"}
+RECIPE = {"compact_vgg": "fast", "heatmap_keypoints": "fast", "densenet": "best"}   # whose batch size and augmentation
+# Training steps a timing takes: a few seconds each on 2 cores (densenet's step is ~20x compact_vgg's).
+STEPS = {"compact_vgg": 24, "heatmap_keypoints": 24, "densenet": 3}
+FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")
+
+
+def cpu_description():
+    """(model name, the ISA flags of FLAGS it has, usable cores) from /proc/cpuinfo (Linux)."""
+    model, flags = "unknown", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model == "unknown":
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    return model, [flag for flag in FLAGS if flag in flags], len(os.sched_getaffinity(0))
+
+
+def has_bfloat16_units(flags):
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def interval(samples):
+    """(mean, low, high): the mean and its 95% confidence interval (Student's t)."""
+    from scipy import stats  # this benchmark's own: `bench --help` loads none of them
+
+    mean = statistics.fmean(samples)
+    if len(samples) < 2:
+        return mean, mean, mean
+    half = stats.t.ppf(0.975, len(samples) - 1) * statistics.stdev(samples) / len(samples) ** 0.5
+    return mean, mean - half, mean + half
+
+
+def matmul_timer(dtype, size):
+    """A function that times one size x size matrix product in `dtype` and returns its GFLOP/s."""
+    import tensorflow as tf  # the point here: the matmul the training's kernels come from
+
+    a = tf.cast(tf.random.stateless_normal((size, size), seed=(1, 2)), dtype)
+    b = tf.cast(tf.random.stateless_normal((size, size), seed=(3, 4)), dtype)
+    product = tf.function(lambda: tf.reduce_sum(tf.cast(tf.matmul(a, b), tf.float32)))
+    product()   # trace and warm the caches
+
+    def measure(repeats=4):
+        started = time.perf_counter()
+        for _ in range(repeats):
+            product().numpy()
+        return 2 * size ** 3 * repeats / (time.perf_counter() - started) / 1e9
+    return measure
+
+
+def training_flops_per_image(name):
+    """Forward FLOPs of one image through model `name` (TensorFlow's profiler), times 3."""
+    import keras  # this benchmark's own: `bench --help` loads none of them
+    import tensorflow as tf  # the profiler counts the graph's floating-point operations
+    # freezing the variables lets the profiler see the convolutions' shapes
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    from pipeline.models import INPUT_SHAPES, N_OUTPUTS, build_model  # this benchmark's own
+
+    task = MODELS[name]
+    model = build_model(name, INPUT_SHAPES[task], N_OUTPUTS[task])
+    forward = tf.function(lambda x: model(x, training=False))
+    graph = convert_variables_to_constants_v2(
+        forward.get_concrete_function(tf.TensorSpec((1, *INPUT_SHAPES[task]), tf.float32))).graph
+    options = (tf.compat.v1.profiler.ProfileOptionBuilder(tf.compat.v1.profiler.ProfileOptionBuilder.float_operation())
+               .with_empty_output().build())
+    counted = tf.compat.v1.profiler.profile(graph=graph, run_meta=tf.compat.v1.RunMetadata(), cmd="op",
+                                            options=options)
+    keras.backend.clear_session()
+    return 3 * counted.total_float_ops
+
+
+def training_timer(name, precision, steps):
+    """A function that times `steps` training steps of `name` through the input path; images/s."""
+    from pipeline.bench.throughput import _setup  # this benchmark's own
+    from pipeline.training import heap  # this benchmark's own
+    from pipeline.training.params import resolve  # this benchmark's own
+
+    task, recipe = MODELS[name], RECIPE[name]
+    batch = resolve(task, {}, recipe)["batch_size"]
+    params, _, batches, model = _setup(task, steps * batch, recipe, precision)
+    callbacks = [heap.KeepBuffers()]
+    model.fit(batches, epochs=1, verbose=0, callbacks=callbacks)   # trace, compile, warm up
+
+    def measure():
+        started = time.perf_counter()
+        model.fit(batches, epochs=1, verbose=0, callbacks=callbacks)
+        return len(batches) * params["batch_size"] / (time.perf_counter() - started)
+    return measure, params["batch_size"]
+
+
+@cli.command("cpu")
+@click.option("--repeats", default=5, show_default=True, help="Timings of each measurement, taken in turn.")
+@click.option("--models", default=",".join(MODELS), show_default=True, help="Comma-separated default models to time.")
+@click.option("--steps", type=float, default=1.0, show_default=True,
+              help="Scale each timing's training steps (compact_vgg and heatmap_keypoints 24, densenet 3).")
+@click.option("--matmul-size", default=2048, show_default=True, help="Side of the timed matrix product.")
+@click.option("--precision", type=click.Choice(["float32", "mixed", "both"]), default="both", show_default=True,
+              help="Training precision(s) to time; mixed only where the CPU has bfloat16 units.")
+def cpu_command(repeats, models, steps, matmul_size, precision):
+    """FLOP efficiency of training: each default model's GFLOP/s against the CPU's matmul GFLOP/s."""
+    import keras  # this benchmark's own: `bench --help` loads none of them
+    import tensorflow as tf  # its thread settings are the training's
+
+    names = [name.strip() for name in models.split(",") if name.strip()]
+    unknown = [name for name in names if name not in MODELS]
+    if unknown:
+        raise click.UsageError(f"--models: {unknown[0]} is not one of {', '.join(MODELS)}")
+    if keras.config.backend() != "tensorflow":
+        raise click.UsageError("bench cpu measures the TensorFlow backend (unset KERAS_BACKEND)")
+    model, flags, cores = cpu_description()
+    bf16 = has_bfloat16_units(flags)
+    click.echo(f"cpu_model={model}")
+    click.echo(f"cpu_flags={' '.join(flags) or 'none of ' + ','.join(FLAGS)}")
+    click.echo(f"cores={cores} intra_op_threads={tf.config.threading.get_intra_op_parallelism_threads()} "
+               f"inter_op_threads={tf.config.threading.get_inter_op_parallelism_threads()} "
+               f"(0: TensorFlow's default, one per core) TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS')}")
+    click.echo(f"bfloat16_units={'yes' if bf16 else 'no'}")
+
+    precisions = [p for p in (("float32", "mixed") if precision == "both" else (precision,))
+                  if p == "float32" or bf16]
+    timers = {"matmul_float32": matmul_timer(tf.float32, matmul_size)}
+    if bf16:
+        timers["matmul_bfloat16"] = matmul_timer(tf.bfloat16, matmul_size)
+    flops = {name: training_flops_per_image(name) for name in names}
+    for name in names:
+        for chosen in precisions:
+            timers[f"{name}_{chosen}"], _ = training_timer(name, chosen, max(1, round(STEPS[name] * steps)))
+    samples = {key: [] for key in timers}
+    for _ in range(repeats):   # in turn: every measurement once, then again
+        for key, measure in timers.items():
+            samples[key].append(measure())
+
+    rates = {}
+    for key in [k for k in timers if k.startswith("matmul_")]:
+        mean, low, high = interval(samples[key])
+        rates[key] = mean
+        click.echo(f"{key}_gflops={mean:.4g}  (95% CI {low:.4g}..{high:.4g})")
+    for name in names:
+        click.echo(f"training_mflops_per_image_{name}={flops[name] / 1e6:.0f}")
+        for chosen in precisions:
+            mean, low, high = interval(samples[f"{name}_{chosen}"])
+            suffix = "" if chosen == "float32" else "_mixed"
+            gflops = mean * flops[name] / 1e9
+            click.echo(f"images_per_second_{name}{suffix}={mean:.4g}  (95% CI {low:.4g}..{high:.4g})")
+            click.echo(f"gflops_{name}{suffix}={gflops:.4g}")
+            click.echo(f"flop_efficiency_{name}{suffix}={gflops / rates['matmul_float32']:.3g}")
+            if chosen == "mixed":
+                click.echo(f"bfloat16_flop_efficiency_{name}={gflops / rates['matmul_bfloat16']:.2f}")
+    click.echo(f"repeats={repeats}")

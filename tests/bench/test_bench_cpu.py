@@ -1,0 +1,38 @@
+"""python -m pipeline.bench cpu at a tiny size: every figure is computed and printed (never judged)."""
+import re
+
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("tensorflow")
+
+from pipeline.bench import cli, cpu  # noqa: E402
+
+
+def test_it_prints_the_limit_the_flops_and_the_efficiency_of_each_model():
+    result = CliRunner().invoke(cli, ["cpu", "--repeats", "2", "--models", "compact_vgg", "--steps", "0.1",
+                                      "--matmul-size", "64", "--precision", "float32"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    figures = dict(re.findall(r"^(\w+)=(\S+)", result.output, flags=re.M))
+    model, flags, cores = cpu.cpu_description()
+    assert figures["cpu_model"] == model.split()[0] and int(figures["cores"]) == cores
+    for key in ("matmul_float32_gflops", "training_mflops_per_image_compact_vgg",
+                "images_per_second_compact_vgg", "gflops_compact_vgg", "flop_efficiency_compact_vgg"):
+        assert float(figures[key]) > 0, key
+    assert "95% CI" in result.output
+    gflops = float(figures["gflops_compact_vgg"])
+    efficiency = float(figures["flop_efficiency_compact_vgg"])
+    assert efficiency == pytest.approx(gflops / float(figures["matmul_float32_gflops"]), rel=0.02, abs=0.01)
+
+
+def test_the_flop_count_comes_from_the_graph_and_scales_with_the_model():
+    small = cpu.training_flops_per_image("compact_vgg")
+    assert small % 3 == 0 and small > 0
+    assert cpu.training_flops_per_image("densenet") > 5 * small
+
+
+def test_bfloat16_units_are_read_from_the_flags():
+    assert cpu.has_bfloat16_units(["avx2", "avx512_bf16"]) and cpu.has_bfloat16_units(["amx_bf16"])
+    assert not cpu.has_bfloat16_units(["avx2", "avx512f"])
+    mean, low, high = cpu.interval([1.0, 2.0, 3.0])
+    assert low < mean == 2.0 < high
