@@ -109,7 +109,7 @@ def load_model(path, compile=True):
     # Keras, here and in describe: this package's names must list without loading TensorFlow.
     import keras
 
-    from pipeline.models import layers, losses, schedules  # noqa: F401  importing them registers them
+    from pipeline.models import batchnorm, layers, losses, schedules  # noqa: F401  importing them registers them
 
     return keras.saving.load_model(path, compile=compile)
 

@@ -15,6 +15,8 @@ pooled output of all three blocks, so coarse and fine features both vote.
 import keras
 from keras import layers
 
+from pipeline.models.batchnorm import FusedBatchNormalization
+
 # 48x48x1 input, 7 classes, counted by hand (BN counts 4 weights per channel):
 #   stem 3x3x1x64 + BN = 832
 #   block(cin) = input edges 5*9*cin*36 + node edges 20*9*36*36 + BN 2 stages*5*4*36
@@ -38,7 +40,7 @@ def clique_block(x, nodes, channels, name):
     def node(i, stage, sources):
         outputs = [conv(value) for conv, value in sources]
         y = layers.Add(name=f"{name}_stage{stage}_node{i}_sum")(outputs) if len(outputs) > 1 else outputs[0]
-        y = layers.BatchNormalization(name=f"{name}_stage{stage}_node{i}_bn")(y)
+        y = FusedBatchNormalization(name=f"{name}_stage{stage}_node{i}_bn")(y)
         return layers.Activation("relu", name=f"{name}_stage{stage}_node{i}_relu")(y)
 
     stage1 = {}
@@ -55,7 +57,7 @@ def transition(x, name):
     """(h, w, C) -> (h/2, w/2, C), channels reweighted by attention."""
     channels = x.shape[-1]
     x = layers.Conv2D(channels, 1, use_bias=False, name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = FusedBatchNormalization(name=f"{name}_bn")(x)
     x = layers.Activation("relu", name=f"{name}_relu")(x)
     attention = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_squeeze")(x)   # 1x1xC
     attention = layers.Dense(channels // 2, activation="relu", name=f"{name}_excite1")(attention)
@@ -67,7 +69,7 @@ def transition(x, name):
 def build(input_shape=(48, 48, 1), n_outputs=7, blocks=3, nodes=5, channels=36, stem_filters=64):
     inputs = keras.Input(input_shape, name="image")                       # 48x48x1
     x = layers.Conv2D(stem_filters, 3, padding="same", use_bias=False, name="stem_conv")(inputs)
-    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = FusedBatchNormalization(name="stem_bn")(x)
     x = layers.Activation("relu", name="stem_relu")(x)
     # Pooling once before the first block keeps its 35 edge convs affordable on a CPU.
     x = layers.MaxPooling2D(2, name="stem_pool")(x)                       # 24x24x64

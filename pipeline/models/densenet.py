@@ -7,6 +7,8 @@ per layer. Transitions halve the channels (1x1 conv) and the resolution (2x2 ave
 import keras
 from keras import layers
 
+from pipeline.models.batchnorm import FusedBatchNormalization
+
 # 48x48x1 input, 7 classes, growth 32, counted by hand (BN counts 4 weights per channel):
 #   stem 3x3x1x64 = 576
 #   layer(cin) = BN 4*cin + 1x1 cin*128 + BN 512 + 3x3 128*32*9 = 132*cin + 37,376
@@ -18,7 +20,7 @@ REFERENCE_PARAMS = 1_186_135
 
 
 def bn_relu_conv(x, filters, kernel, name):
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = FusedBatchNormalization(name=f"{name}_bn")(x)
     x = layers.Activation("relu", name=f"{name}_relu")(x)
     return layers.Conv2D(filters, kernel, padding="same", use_bias=False, name=f"{name}_conv")(x)
 
@@ -44,7 +46,7 @@ def build(input_shape=(48, 48, 1), n_outputs=7, blocks=(2, 4, 8, 4), growth=32, 
         if i < len(blocks):
             x = transition(x, f"transition{i}")
     # 48x48x128 -> 24x24x192 -> 12x12x352 -> 6x6x304
-    x = layers.BatchNormalization(name="final_bn")(x)
+    x = FusedBatchNormalization(name="final_bn")(x)
     x = layers.Activation("relu", name="final_relu")(x)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     if dropout:

@@ -9,6 +9,7 @@ dense layer, which is where the small parameter count comes from.
 import keras
 from keras import layers, regularizers
 
+from pipeline.models.batchnorm import FusedBatchNormalization
 from pipeline.models.layers import strided_pointwise
 
 # 48x48x1 input, 7 classes, counted by hand (BN counts 4 weights per channel):
@@ -22,17 +23,17 @@ REFERENCE_PARAMS = 58_423
 
 def residual_module(x, filters, regularizer, name):
     shortcut = strided_pointwise(x, filters, 2, f"{name}_shortcut_conv", use_bias=False)
-    shortcut = layers.BatchNormalization(name=f"{name}_shortcut_bn")(shortcut)
+    shortcut = FusedBatchNormalization(name=f"{name}_shortcut_bn")(shortcut)
 
     x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False,
                                depthwise_regularizer=regularizer, pointwise_regularizer=regularizer,
                                name=f"{name}_sepconv1")(x)
-    x = layers.BatchNormalization(name=f"{name}_sepconv1_bn")(x)
+    x = FusedBatchNormalization(name=f"{name}_sepconv1_bn")(x)
     x = layers.Activation("relu", name=f"{name}_sepconv1_relu")(x)
     x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False,
                                depthwise_regularizer=regularizer, pointwise_regularizer=regularizer,
                                name=f"{name}_sepconv2")(x)
-    x = layers.BatchNormalization(name=f"{name}_sepconv2_bn")(x)
+    x = FusedBatchNormalization(name=f"{name}_sepconv2_bn")(x)
     x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"{name}_pool")(x)
     return layers.Add(name=f"{name}_add")([x, shortcut])
 
@@ -45,7 +46,7 @@ def build(input_shape=(48, 48, 1), n_outputs=7, l2=0.01):
     for i in (1, 2):
         x = layers.Conv2D(8, 3, use_bias=False, kernel_regularizer=regularizer,
                           name=f"stem_conv{i}")(x)
-        x = layers.BatchNormalization(name=f"stem_conv{i}_bn")(x)
+        x = FusedBatchNormalization(name=f"stem_conv{i}_bn")(x)
         x = layers.Activation("relu", name=f"stem_conv{i}_relu")(x)
     # valid padding: 48 -> 46 -> 44: 44x44x8
     for i, filters in enumerate((16, 32, 64, 128), start=1):

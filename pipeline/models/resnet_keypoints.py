@@ -10,6 +10,7 @@ the validation RMSE from 1.81 to 1.59 px.
 import keras
 from keras import layers
 
+from pipeline.models.batchnorm import FusedBatchNormalization
 from pipeline.models.layers import CoordinateChannels, strided_pointwise
 
 # 96x96x1 input, 30 outputs, default widths, counted by hand (BN counts 4 weights per channel):
@@ -29,13 +30,13 @@ BN_MOMENTUM = 0.9
 def conv_bn(x, filters, kernel, strides, name, activation=True):
     x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False,
                       name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+    x = FusedBatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return layers.Activation("relu", name=f"{name}_relu")(x) if activation else x
 
 
 def residual_block(x, filters, strides, name):
     shortcut = strided_pointwise(x, filters, strides, f"{name}_shortcut_conv", use_bias=False)
-    shortcut = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_shortcut_bn")(shortcut)
+    shortcut = FusedBatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_shortcut_bn")(shortcut)
     x = conv_bn(x, filters, 3, strides, f"{name}_a")
     x = conv_bn(x, filters, 3, 1, f"{name}_b", activation=False)
     x = layers.Add(name=f"{name}_add")([x, shortcut])

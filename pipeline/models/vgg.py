@@ -7,6 +7,8 @@ max-pooling and dropout, then two dense layers and the softmax.
 import keras
 from keras import layers
 
+from pipeline.models.batchnorm import FusedBatchNormalization
+
 # 48x48x1 input, 7 classes, default dense_units=1024, counted by hand:
 #   convs (no bias) 576 + 36,864 + 73,728 + 147,456 + 294,912 + 589,824 + 1,179,648 + 2,359,296
 #       = 4,682,304; BN 4 * 2 * (64 + 128 + 256 + 512) = 7,680
@@ -17,7 +19,7 @@ REFERENCE_PARAMS = 10_466_375
 
 def conv_bn_relu(x, filters, name):
     x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = FusedBatchNormalization(name=f"{name}_bn")(x)
     return layers.Activation("relu", name=f"{name}_relu")(x)
 
 
