@@ -97,8 +97,9 @@ TRAIN = options(
     train_option("--strategy", "Train on several devices: mirrored uses every GPU (or every logical CPU "
                                "device) of this machine, multiworker several machines as TF_CONFIG describes "
                                "them (README); synchronous, and --batch-size stays the global batch."),
-    train_option("--precision", "mixed: compute in bfloat16 with float32 weights, outputs and loss "
-                                "(for GPUs with bfloat16 units)."),
+    train_option("--precision", "mixed: compute in bfloat16 with float32 weights, outputs and loss; auto: "
+                                "mixed on a CPU with bfloat16 units (AVX512_BF16 or AMX), float32 elsewhere "
+                                "(params.json records which ran)."),
     train_option("--ensemble", "Train this many runs, seeds --seed and up, and predict with their average.",
                  type=click.IntRange(min=1)),
 )

@@ -10,5 +10,6 @@ Public:
 - errors: PipelineError, BadInputError, MissingInputError;
 - fileio: atomic writes (atomic_path, atomic_open, write_json, save_arrays) and reads;
 - cache: Cache, params_hash, stage_lock;
-- runtime: configure (TensorFlow's settings before it loads); devices: which accelerator runs.
+- runtime: configure (TensorFlow's settings before it loads); devices: which accelerator runs;
+  hardware: the CPU's flags and whether a GPU is there, read without a backend.
 """

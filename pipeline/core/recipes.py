@@ -34,7 +34,7 @@ BASE = {
     "tta": "none",              # none | flip | multi (10 shifted and mirrored views): predict's default
     "ensemble": 1,              # K > 1: K runs with seeds seed .. seed+K-1, averaged when predicting
     "strategy": "none",         # none | mirrored (this machine's GPUs) | multiworker (TF_CONFIG): distribute.py
-    "precision": "float32",     # float32 | mixed (bfloat16 compute, float32 weights and outputs)
+    "precision": "auto",        # auto (mixed on a CPU with bfloat16 units, else float32) | float32 | mixed
 }
 
 RECIPES = {
@@ -84,7 +84,7 @@ CHOICES = {
     "weights": ("imagenet", "none"),
     "tta": tuple(TTA_VIEWS),
     "strategy": ("none", "mirrored", "multiworker"),
-    "precision": ("float32", "mixed"),
+    "precision": ("auto", "float32", "mixed"),
 }
 PREDICT_ONLY = ("tta",)   # a prediction choice: the recipe gives predict its default, training ignores it
 KEYPOINT_ONLY = ("loss",)

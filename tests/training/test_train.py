@@ -72,6 +72,7 @@ def test_mixed_precision_computes_in_bfloat16_with_float32_weights_and_outputs(t
     assert any(layer.compute_dtype == "bfloat16" for layer in model.layers)
     assert model.predict(np.zeros((2, 96, 96, 1), np.float32), verbose=0).dtype == np.float32
     assert keras.config.dtype_policy().name == "float32"     # the global policy is restored
+    assert json.loads((run_dir / "params.json").read_text())["precision"] == "mixed"   # which one ran
 
 
 def test_worker_threads_train_the_same_model_as_one_thread(monkeypatch):
@@ -175,3 +176,22 @@ def test_every_model_trains_a_step_in_mixed_precision_on_tensorflow(name):
     assert model.predict(x[:2].astype(np.float32) / 255, verbose=0).dtype == np.float32
     assert keras.config.dtype_policy().name == "float32"
     keras.backend.clear_session()
+
+
+@pytest.mark.parametrize("flags, gpu, backend, expected", [
+    ({"avx2", "avx512f", "avx512_bf16"}, False, "tensorflow", "mixed"),
+    ({"avx2", "amx_tile", "amx_bf16"}, False, "tensorflow", "mixed"),
+    ({"avx2", "fma"}, False, "tensorflow", "float32"),            # no bfloat16 units: float32
+    ({"avx512_bf16"}, True, "tensorflow", "float32"),              # a GPU: float32 (no faster there)
+    ({"avx512_bf16"}, False, "jax", "float32"),                    # measured on TensorFlow only
+])
+def test_precision_auto_takes_bfloat16_only_where_the_cpu_has_it(monkeypatch, flags, gpu, backend, expected):
+    from pipeline.training import params
+
+    monkeypatch.setattr(params, "cpu_flags", lambda: flags)
+    monkeypatch.setattr(params, "nvidia_gpu_present", lambda: gpu)
+    monkeypatch.setenv("KERAS_BACKEND", backend)
+    resolved = resolve("expressions", {})
+    assert resolved.get("precision", "float32") == expected
+    assert ("precision" in resolved) == (expected == "mixed")   # float32 runs keep their old names
+    assert resolve("expressions", {"precision": "float32"}).get("precision") is None
