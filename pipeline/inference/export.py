@@ -23,6 +23,7 @@ from pipeline.core.errors import PipelineError
 from pipeline.core.fileio import atomic_path, write_json
 from pipeline.core.layout import EXPORT_METADATA as METADATA
 from pipeline.core.layout import MODEL, ONNX_MODEL, SAVED_MODEL
+from pipeline.models import float32_copy
 
 FORMATS = defaults.EXPORT_FORMATS
 # An export must give the Keras model's outputs to 1e-5, relative for pixels: float32 itself
@@ -38,7 +39,7 @@ def serving_model(run):
     """The run's model(s) as one Keras model: `image` in, pixels or probabilities out."""
     predictor = run.predictor
     task = run.task
-    members = run.load_models()
+    members = [float32_copy(member) for member in run.load_models()]   # mixed-precision runs too
     if len(members) > 1:
         for index, member in enumerate(members):   # one graph needs unique names; the members share one
             member.name = f"member{index}_{member.name}"

@@ -10,7 +10,8 @@ Importing this package is cheap: a family's module (and with it Keras) is import
 of its models is built, so the command line can list names and defaults without loading TensorFlow.
 
 Public: MODELS, get_spec, models_for, build_model, load_model (with the custom layers, losses and
-schedules a saved model refers to: layers.py, losses.py, schedules.py), describe, INPUT_SHAPES.
+schedules a saved model refers to: layers.py, losses.py, schedules.py), float32_copy, describe,
+INPUT_SHAPES.
 """
 import importlib
 import inspect
@@ -112,6 +113,26 @@ def load_model(path, compile=True):
     from pipeline.models import batchnorm, layers, losses, schedules  # noqa: F401  importing them registers them
 
     return keras.saving.load_model(path, compile=compile)
+
+
+def float32_copy(model):
+    """`model` rebuilt with every layer computing in float32, with the same weights (which mixed
+    precision keeps in float32 anyway). For exports: ONNX Runtime and most servers have no
+    bfloat16 convolutions, and a model trained in mixed precision otherwise carries its casts."""
+    import keras  # see load_model
+
+    def float32_policies(value):
+        if isinstance(value, dict):
+            if value.get("class_name") == "DTypePolicy" and value["config"]["name"].startswith("mixed_"):
+                return {**value, "config": {**value["config"], "name": "float32"}}
+            return {key: float32_policies(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [float32_policies(item) for item in value]
+        return value
+
+    copy = model.__class__.from_config(float32_policies(model.get_config()))
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def describe(task=None):

@@ -37,5 +37,5 @@ def build(input_shape=(96, 96, 1), n_outputs=30, stem_filters=16, widths=(32, 64
         x = conv_bn(x, filters, 3, 1, f"up{step}")
     heatmaps = layers.Conv2D(n_outputs // 2, 1, name="heatmaps")(x)       # 24x24x15
     x = SpatialSoftArgmax(input_shape[1], dtype="float32", name="soft_argmax")(heatmaps)   # 30
-    outputs = PerOutputAffine(name="keypoints")(x)
+    outputs = PerOutputAffine(dtype="float32", name="keypoints")(x)
     return keras.Model(inputs, outputs, name="heatmap_keypoints")

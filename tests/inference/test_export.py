@@ -17,6 +17,7 @@ from pipeline.core import layout  # noqa: E402
 from pipeline.data import scale  # noqa: E402
 from pipeline.inference import export, tta  # noqa: E402
 from pipeline.inference.rundir import RunDir  # noqa: E402
+from pipeline.models import float32_copy  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -59,6 +60,11 @@ def saved_model_outputs(folder, images, tmp_path):
     return np.load(tmp_path / "out.npy"), json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def float32_models(trained):
+    """The run's models as the export holds them: computing in float32 whatever precision trained them."""
+    return [float32_copy(model) for model in RunDir(trained).load_models()]
+
+
 def exported(root, competition, *formats):
     """`run.py export` of the latest run: (its run folder, its export folder)."""
     invoke(root, "export", "--task", competition.task, *[option for f in formats for option in ("--format", f)])
@@ -73,7 +79,7 @@ def test_keypoint_export_gives_pixels_in_a_fresh_process(project, tmp_path):
     served, signature = saved_model_outputs(folder / "saved_model", images, tmp_path)
     assert signature == {"outputs": ["keypoints"], "inputs": ["image"]}
     scaling = scale.KeypointScaling.from_json(json.loads((trained / layout.PREDICTOR).read_text())["scaling"])
-    in_pixels = tta.predict_keypoints(RunDir(trained).load_models(), images, scaling, batch_size=5)
+    in_pixels = tta.predict_keypoints(float32_models(trained), images, scaling, batch_size=5)
     np.testing.assert_allclose(served, in_pixels, rtol=1e-5, atol=1e-4)
     reloaded = keras.saving.load_model(folder / "model.keras")
     np.testing.assert_allclose(reloaded.predict(images, verbose=0), served, rtol=1e-5, atol=1e-5)
@@ -88,7 +94,7 @@ def test_expression_export_gives_probabilities_and_names_the_classes(project, tm
 
     served, signature = saved_model_outputs(folder / "saved_model", images, tmp_path)
     assert signature["outputs"] == ["probabilities"]
-    expected = tta.predict_probabilities(RunDir(trained).load_models(), images, batch_size=3)
+    expected = tta.predict_probabilities(float32_models(trained), images, batch_size=3)
     np.testing.assert_allclose(served, expected, atol=1e-5)
     np.testing.assert_allclose(served.sum(axis=1), 1, atol=1e-5)
     classes = json.loads((trained / layout.PREDICTOR).read_text())["classes"]
@@ -103,7 +109,7 @@ def test_onnx_export_matches_the_keras_model(project):
 
     session = onnxruntime.InferenceSession(str(folder / "model.onnx"))
     (onnx_out,) = session.run(None, {session.get_inputs()[0].name: images})
-    expected = tta.predict_probabilities(RunDir(trained).load_models(), images, batch_size=4)
+    expected = tta.predict_probabilities(float32_models(trained), images, batch_size=4)
     np.testing.assert_allclose(onnx_out, expected, atol=1e-5)
 
 
@@ -128,7 +134,7 @@ def test_an_ensemble_exports_as_one_model_averaging_its_members(project):
     images = np.random.default_rng(4).random((3, 48, 48, 1), dtype=np.float32)
 
     averaged = keras.saving.load_model(folder / "model.keras")
-    members = RunDir(ensemble_dir).load_models()
+    members = float32_models(ensemble_dir)
     assert len(members) == 2
     expected = np.mean([m.predict(images, verbose=0) for m in members], axis=0)
     np.testing.assert_allclose(averaged.predict(images, verbose=0), expected, atol=1e-6)

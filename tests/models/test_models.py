@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pipeline.core.errors import PipelineError
-from pipeline.models import INPUT_SHAPES, MODELS, build_model, describe
+from pipeline.models import INPUT_SHAPES, MODELS, build_model, describe, float32_copy
 from pipeline.core.recipes import RECIPES
 from pipeline.inference.rundir import RunDir
 
@@ -119,6 +119,27 @@ def test_every_saved_model_loads_where_predict_loads_it(tmp_path):
     loaded = np.load(tmp_path / "loaded.npz")
     for name, outputs in expected.items():
         np.testing.assert_allclose(loaded[name], outputs, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("name", ["compact_vgg", "heatmap_keypoints"])
+def test_float32_copy_of_a_mixed_precision_model_computes_in_float32_with_its_weights(name):
+    """What export does to a run trained in mixed bfloat16 (ONNX Runtime has no bfloat16 convolution)."""
+    task = MODELS[name].task
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        mixed = build_model(name, INPUT_SHAPES[task], 30 if task == "keypoints" else 7, **OFFLINE)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert any(layer.compute_dtype == "bfloat16" for layer in mixed.layers)
+    copy = float32_copy(mixed)
+    assert {layer.compute_dtype for layer in copy.layers} == {"float32"}
+    images = np.random.default_rng(0).random((3, *INPUT_SHAPES[task]), dtype=np.float32)
+    for ours, theirs in zip(copy.get_weights(), mixed.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)
+    # bfloat16 keeps 8 bits of mantissa: the two agree to its rounding, and the copy answers in float32
+    outputs = copy.predict(images, verbose=0)
+    assert outputs.dtype == np.float32
+    np.testing.assert_allclose(outputs, mixed.predict(images, verbose=0).astype(np.float32), atol=0.05)
 
 
 @pytest.mark.slow
