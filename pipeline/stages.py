@@ -17,9 +17,9 @@ from pipeline.core.cache import Cache, params_hash, stage_lock
 from pipeline.core.competitions import label_set, tasks_for
 from pipeline.core.errors import MissingInputError, PipelineError
 from pipeline.core.fileio import read_json, write_text
-from pipeline.core.layout import (CLEAN_FORMAT, LATEST, META, METRICS, PREDICTOR, Layout, clean_outputs, ensemble_outputs,
-                                  latest_submission, manifest, predict_outputs, scale_outputs, submission_paths,
-                                  train_outputs)
+from pipeline.core.layout import (CLEAN_FORMAT, LATEST, META, METRICS, PREDICTOR, Layout, clean_outputs,
+                                  crossval_outputs, ensemble_outputs, latest_submission, manifest, predict_outputs,
+                                  scale_outputs, stack_outputs, submission_paths, train_outputs)
 from pipeline.core.recipes import DEFAULT_RECIPE
 from pipeline.data import download, kaggle_api, scale
 from pipeline.inference import predict
@@ -62,6 +62,9 @@ def scores_line(competition, metrics, written):
     else:
         score = (f"validation accuracy {metrics['val_accuracy']:.3f}, {metrics['val_accuracy_flip']:.3f} with flip TTA "
                  f"(majority class: {metrics['majority_accuracy']:.3f})")
+    if "cv_mean" in metrics:
+        unit = " px" if competition.task == "keypoints" else ""
+        score = f"{metrics['folds']}-fold CV {metrics['cv_mean']:.3f} ± {metrics['cv_std']:.3f}{unit}; " + score
     return f"{competition.task}: {score}; submission {written['file']}"
 
 
@@ -144,32 +147,48 @@ class Pipeline:
                           scale_outputs(competition, out), lambda: scale.run(competition, interim, out, **params))
 
     def train(self, competition, resume=False, recipe=DEFAULT_RECIPE, **options):
-        """Train one run, or with `ensemble` K > 1, K runs with seeds seed .. seed+K-1 and the ensemble
-        folder that averages them; `latest` then names the ensemble."""
-        processed = self.layout.processed(competition)
-        inputs = scale_outputs(competition, processed)
+        """Train one run; with `ensemble` K > 1, K runs with seeds seed .. seed+K-1 and the ensemble
+        folder that averages them; with `folds` K > 1, one run per fold and the cross-validated
+        folder over them (training/crossval.py). `latest` then names that folder."""
+        params = resolve(competition.task, options, recipe)   # a bad option says so before missing data does
+        inputs = scale_outputs(competition, self.layout.processed(competition))
         self._require(inputs, competition, "scale", "scaled data")
-        params = resolve(competition.task, options, recipe)
         size = params.pop("ensemble")
-        members = [self._train_one(competition, {**params, "seed": params["seed"] + i}, inputs, resume)
-                   for i in range(size)]
-        if size == 1:
-            outcome = members[0]
+        folds = params.get("folds", 1)
+        if folds > 1:
+            members = [self._train_one(competition, {**params, "fold": k}, inputs, resume) for k in range(folds)]
+            outcome = self._train_group(competition, members, params, "cv", folds)
+        elif size > 1:
+            members = [self._train_one(competition, {**params, "seed": params["seed"] + i}, inputs, resume)
+                       for i in range(size)]
+            outcome = self._train_group(competition, members, params, "x", size)
         else:
-            folders = [self.layout.runs(competition) / member.summary["run"] for member in members]
-            name = f"{params['model']}-x{size}-{params_hash([folder.name for folder in folders])}"
-            folder = self.layout.runs(competition) / name
-            member_outputs = [path for run in folders for path in train_outputs(run)]
-
-            def average():
-                from pipeline.training import ensemble  # Keras: when the stage runs
-
-                return ensemble.run(competition, processed, folder, folders, params)
-
-            outcome = self._step("train", competition, manifest(folder, "ensemble"), member_outputs,
-                                 {**params, "ensemble": size}, ensemble_outputs(folder), average)
-            outcome.summary = {"run": name, **outcome.summary}
+            outcome = self._train_one(competition, params, inputs, resume)
         write_text(self.layout.runs(competition) / LATEST, outcome.summary["run"] + "\n")
+        return outcome
+
+    def _train_group(self, competition, members, params, kind, size):
+        """The folder over trained `members`: an ensemble ("x") or a cross-validation ("cv")."""
+        processed = self.layout.processed(competition)
+        folders = [self.layout.runs(competition) / member.summary["run"] for member in members]
+        name = f"{params['model']}-{kind}{size}-{params_hash([folder.name for folder in folders])}"
+        folder = self.layout.runs(competition) / name
+        member_outputs = [path for run in folders for path in train_outputs(run)]
+
+        def average():
+            # Keras: when the stage runs
+            from pipeline.training import crossval, ensemble
+
+            if kind == "cv":
+                return crossval.run(competition, processed, folder, folders, params)
+            return ensemble.run(competition, processed, folder, folders, params)
+
+        if kind == "cv":
+            step = (manifest(folder, "crossval"), member_outputs, params, crossval_outputs(folder))
+        else:
+            step = (manifest(folder, "ensemble"), member_outputs, {**params, "ensemble": size}, ensemble_outputs(folder))
+        outcome = self._step("train", competition, *step, average)
+        outcome.summary = {"run": name, **outcome.summary}
         return outcome
 
     def _train_one(self, competition, params, inputs, resume):
@@ -249,6 +268,30 @@ class Pipeline:
             return submission.run(competition, interim, chosen, self.layout.submissions)
 
         return self._step("submission", competition, manifest(chosen.path, "submission"), inputs, {}, outputs, write)
+
+    def stack(self, competition, run_names):
+        """Fit a level-2 model on cross-validated runs' out-of-fold predictions (training/stack.py);
+        the stack becomes `latest`, so `submission` writes its CSV."""
+        from pipeline.training import stack  # scikit-learn and joblib: when the command runs
+
+        members = [self.run_dir(competition, name) for name in run_names]
+        stack.check_members(members)   # before predicting anything
+        for member in members:   # the members' test predictions, from the cache once made
+            self.echo(self.predict(competition, run=member.name).line())
+        processed = self.layout.processed(competition)
+        name = f"stack-{params_hash([member.name for member in members])}"
+        folder = self.layout.runs(competition) / name
+        inputs = [path for member in members for path in member.files() + predict_outputs(member.path)
+                  if path.exists()] + scale_outputs(competition, processed)
+
+        def fit():
+            return stack.run(competition, processed, members, folder)
+
+        outcome = self._step("stack", competition, manifest(folder, "stack"), inputs,
+                             {"members": [member.name for member in members]}, stack_outputs(folder), fit)
+        outcome.summary = {"run": name, **outcome.summary}
+        write_text(self.layout.runs(competition) / LATEST, name + "\n")
+        return outcome
 
     def all(self, task="both", source=defaults.SOURCE, from_path=None, sample_size=defaults.SAMPLE_SIZE,
             seed=defaults.SEED, dropna=False, labels=defaults.LABELS, skip_bad_rows=False,

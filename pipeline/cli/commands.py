@@ -134,6 +134,20 @@ def submission_command(session, task, run_name, force):
         said(session.pipeline(force).submission(competition, run=run_name))
 
 
+@cli.command("stack")
+@click.option("--task", type=click.Choice(list(COMPETITIONS)), required=True, help="Which competition's runs.")
+@FORCE
+@click.option("--runs", "run_names", required=True,
+              help="Comma-separated cross-validated runs (trained with the same --folds and --seed) to stack.")
+@pass_session
+def stack_command(session, task, run_names, force):
+    """Fit a level-2 model on cross-validated runs' out-of-fold predictions (logistic regression on the
+    class probabilities, or a ridge per keypoint coordinate), score it by cross-validation beside each
+    run and their plain average, and predict the test images with it (data/runs/<slug>/stack-<hash>/)."""
+    names = [name.strip() for name in run_names.split(",") if name.strip()]
+    said(session.pipeline(force).stack(COMPETITIONS[task], names))
+
+
 @cli.command("all")
 @options(TASK, DOWNLOAD, CLEAN, SCALE, TRAIN, PREDICT, SEED, FORCE, RESUME)
 @click.option("--submit", "upload", is_flag=True, help="Upload each submission to Kaggle at the end (checked first).")

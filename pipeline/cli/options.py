@@ -102,6 +102,12 @@ TRAIN = options(
                                 "(params.json records which ran)."),
     train_option("--ensemble", "Train this many runs, seeds --seed and up, and predict with their average.",
                  type=click.IntRange(min=1)),
+    click.option("--tensorboard", "tensorboard", is_flag=True, default=None,
+                 help="Write Keras's TensorBoard logs (loss, validation scores, learning rate) into the run "
+                      "folder's tensorboard/; view them with `tensorboard --logdir data/runs`."),
+    train_option("--folds", "K-fold cross-validation: one run per fold (stratified by class, or by keypoint "
+                            "scheme; fixed by --seed), out-of-fold predictions for every training row, the CV "
+                            "score, and the folds' average to predict the test images.", type=click.IntRange(min=1)),
 )
 PREDICT = options(
     click.option("--tta", type=click.Choice(CHOICES["tta"]), default=None,

@@ -33,8 +33,13 @@ HISTORY = "history.csv"
 CURVE = "curve.png"
 PARAMS = "params.json"
 METRICS = "metrics.json"
-ENSEMBLE = "ensemble.json"    # an ensemble's member runs
+ENSEMBLE = "ensemble.json"    # an ensemble's member runs (a cross-validated run's folds)
+CROSS_VALIDATION = "cv.json"  # a cross-validated run's fold scores, their mean and std
+OUT_OF_FOLD = "oof.npz"       # its out-of-fold predictions, one per training row
+STACK = "stack.json"          # a stack's member runs and level-2 model (run.py stack)
+STACKER = "stacker.joblib"    # the fitted level-2 scikit-learn model
 BACKUP = "backup"             # the training state while a run trains (resume)
+TENSORBOARD = "tensorboard"   # --tensorboard: Keras's logs (train/, validation/)
 PREDICTIONS = "predictions.npz"
 TEST_METRICS = "test_metrics.json"
 
@@ -73,6 +78,15 @@ def train_outputs(run_dir):
 
 def ensemble_outputs(run_dir):
     return [run_dir / name for name in (ENSEMBLE, PREDICTOR, PARAMS, METRICS)]
+
+
+def crossval_outputs(run_dir):
+    return [run_dir / name for name in (ENSEMBLE, CROSS_VALIDATION, OUT_OF_FOLD, PREDICTOR, PARAMS, METRICS)]
+
+
+def stack_outputs(run_dir):
+    return [run_dir / name for name in (STACKER, STACK, CROSS_VALIDATION, OUT_OF_FOLD, PREDICTIONS, TEST_METRICS,
+                                        PREDICTOR, PARAMS, METRICS)]
 
 
 def predict_outputs(run_dir):

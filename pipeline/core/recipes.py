@@ -33,6 +33,8 @@ BASE = {
     "weights": "imagenet",      # vgg16_transfer's base
     "tta": "none",              # none | flip | multi (10 shifted and mirrored views): predict's default
     "ensemble": 1,              # K > 1: K runs with seeds seed .. seed+K-1, averaged when predicting
+    "folds": 1,                 # K > 1: K-fold cross-validation, one run per fold, their average predicts
+    "tensorboard": False,       # Keras's TensorBoard logs in the run folder's tensorboard/
     "strategy": "none",         # none | mirrored (this machine's GPUs) | multiworker (TF_CONFIG): distribute.py
     "precision": "auto",        # auto (mixed on a CPU with bfloat16 units, else float32) | float32 | mixed
 }
@@ -105,5 +107,6 @@ def default(key, task, recipe_name=DEFAULT_RECIPE):
 
 
 def run_tta(task, params):
-    """A trained run's own test-time augmentation: its recipe's (runs made before recipes: fast's)."""
-    return default("tta", task, params.get("recipe", DEFAULT_RECIPE))
+    """A trained run's own test-time augmentation: its recipe's (runs made before recipes: fast's),
+    or the one its params name (a stack's)."""
+    return params.get("tta") or default("tta", task, params.get("recipe", DEFAULT_RECIPE))

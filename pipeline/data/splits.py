@@ -1,13 +1,16 @@
 """Which rows train and which validate, read from the processed arrays.
 
 Keypoints validate on a split of training.csv. Expressions validate on a stratified split of
-Training, or on PublicTest (`validation="public-test"`), so that all of Training trains. PrivateTest
-is never read here: it is the final exam, scored by predict and never used to choose anything.
+Training, or on PublicTest (`validation="public-test"`), so that all of Training trains. With
+`folds` K > 1 (cross-validation), fold k validates on the k-th of K stratified folds of the training
+rows and trains on the others. PrivateTest is never read here: it is the final exam, scored by
+predict and never used to choose anything.
 """
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from pipeline.core.competitions import PUBLIC_TEST
 from pipeline.core.errors import PipelineError
@@ -40,9 +43,13 @@ def load_training_data(task, processed, params):
     (val_fraction, validation, ferplus_target)."""
     data = load_arrays(processed / ARRAYS)
     x = data["train_x"]
+    folds = params.get("folds", 1)
     if task == "keypoints":
         y = data["train_y"]
-        train_rows, val_rows = split_indices(len(x), params["val_fraction"])
+        if folds > 1:
+            train_rows, val_rows = fold_split(fold_of_rows(task, data, folds, params["seed"]), params["fold"])
+        else:
+            train_rows, val_rows = split_indices(len(x), params["val_fraction"])
         return TrainingData(x[train_rows], y[train_rows], x[val_rows], y[val_rows],
                             scaling=load_scaling(processed / SCALING))
 
@@ -52,6 +59,10 @@ def load_training_data(task, processed, params):
     soft = params["ferplus_target"] == "dist" and meta["summary"]["labels"] == "ferplus"
     one_hot = np.eye(len(classes), dtype=np.float32)
     y = data["train_distribution"] if soft else one_hot[labels]
+    if folds > 1:
+        train_rows, val_rows = fold_split(fold_of_rows(task, data, folds, params["seed"]), params["fold"])
+        return TrainingData(x[train_rows], y[train_rows], x[val_rows], y[val_rows],
+                            labels[train_rows], labels[val_rows], classes=classes)
     if params["validation"] == "public-test":
         public = (data["test_usage"] == PUBLIC_TEST) & (data["test_labels"] >= 0)
         if not public.any():
@@ -71,3 +82,29 @@ def split_indices(n, val_fraction, labels=None):
     counts = np.bincount(labels) if labels is not None else None
     stratify = labels if counts is not None and counts[counts > 0].min() >= 2 else None
     return train_test_split(rows, test_size=val_fraction, random_state=SPLIT_SEED, stratify=stratify)
+
+
+def fold_strata(task, data):
+    """What the folds keep in proportion: the class for expressions; for keypoints the annotation
+    scheme, complete rows (all 15 keypoints) or partial ones (mostly the 4 of the other scheme)."""
+    if task == "keypoints":
+        return (~np.isnan(data["train_y"]).any(axis=1)).astype(int)
+    return np.asarray(data["train_labels"])
+
+
+def fold_of_rows(task, data, folds, seed):
+    """(n,) int: the fold, 0 .. folds-1, of every training row of the processed arrays `data`;
+    stratified by fold_strata and fixed by `seed`."""
+    strata = fold_strata(task, data)
+    fold = np.empty(len(strata), dtype=np.int64)
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():   # a class rarer than `folds` (a small sample's disgust) spreads as it can
+        warnings.filterwarnings("ignore", "The least populated class", UserWarning)
+        for k, (_, held_out) in enumerate(splitter.split(np.zeros((len(strata), 1)), strata)):
+            fold[held_out] = k
+    return fold
+
+
+def fold_split(fold, k):
+    """Train and validation row indices of fold `k`."""
+    return np.flatnonzero(fold != k), np.flatnonzero(fold == k)

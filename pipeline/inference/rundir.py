@@ -6,7 +6,9 @@ scaling as plain numbers, or the class names) and which input it takes, so predi
 depend on what `scale` wrote since; params.json holds the run's resolved options (and so its
 recipe's test-time augmentation), metrics.json its validation scores, test_metrics.json what
 predict measured. An ensemble's folder names its member runs (ensemble.json), ordinary run
-folders beside it, and holds no model of its own. File names are core/layout.py's.
+folders beside it, and holds no model of its own; so does a cross-validated run's, whose members
+are its folds, with cv.json and oof.npz besides. A stack's folder (stack.json) holds a fitted
+scikit-learn model and its test predictions, and no Keras model. File names are core/layout.py's.
 """
 import datetime
 import functools
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from pipeline.core import layout
 from pipeline.core.competitions import COMPETITIONS, VALIDATION_METRIC, label_set
+from pipeline.core.errors import PipelineError
 from pipeline.core.fileio import load_arrays, read_json
 from pipeline.core.recipes import run_tta
 from pipeline.data.scale import KeypointScaling
@@ -129,14 +132,39 @@ class RunDir:
             return [self]
         return [RunDir(self.path.parent / name) for name in read_json(self.path / layout.ENSEMBLE)["members"]]
 
+    @property
+    def is_cross_validated(self):
+        return (self.path / layout.CROSS_VALIDATION).exists()
+
+    @functools.cached_property
+    def cross_validation(self):
+        """cv.json (training/crossval.py): metric, folds, fold_scores, mean, std, oof; None for other runs."""
+        return read_json(self.path / layout.CROSS_VALIDATION) if self.is_cross_validated else None
+
+    def out_of_fold(self):
+        """oof.npz: predictions, fold and row of every training row."""
+        return load_arrays(self.path / layout.OUT_OF_FOLD)
+
     def files(self):
         """What this run's predictions depend on: its own files and every member's model."""
-        own = layout.ensemble_outputs(self.path) if self.is_ensemble else layout.train_outputs(self.path)
+        if self.is_stack:
+            return layout.stack_outputs(self.path)
+        if self.is_cross_validated:
+            own = layout.crossval_outputs(self.path)
+        else:
+            own = layout.ensemble_outputs(self.path) if self.is_ensemble else layout.train_outputs(self.path)
         models = [member.path / layout.MODEL for member in self.members]
         return own + [m for m in models if m not in own]
 
+    @property
+    def is_stack(self):
+        return (self.path / layout.STACK).exists()
+
     def load_models(self):
         """The trained Keras models (an ensemble's members, or the run's own), for inference."""
+        if self.is_stack:
+            raise PipelineError(f"run {self.name} is a stack of other runs' predictions, with no model of its "
+                                "own: its test predictions were made by `run.py stack`")
         return [load_model(member.path / layout.MODEL, compile=False) for member in self.members]
 
     def predictions(self):

@@ -41,6 +41,11 @@ def build(competition, run, processed, out_dir, echo=print):
     task = competition.task
     if task == "expressions":
         check_same_labels(run, processed)
+    if run.is_stack:   # no model of its own: its scores and members
+        table = metrics_table(task, run.labels or "keypoints", run.metrics, run.test_metrics, run.tta)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_text(out_dir / PAGE, _page(f"{task}: stack {run.name}", params, table, [_stack(run)]))
+        return {"run": run.name, "page": str(out_dir / PAGE), "images": 0}
     data = load_training_data(task, processed, params)
     models = run.load_models()
     tta = run.tta
@@ -75,7 +80,9 @@ def metrics_table(task, labels, metrics, test, tta):
         rows = [(f"validation accuracy, TTA {name}", metrics[key], "this run")
                 for name, key in (("none", "val_accuracy"), ("flip", "val_accuracy_flip"),
                                   ("multi", "val_accuracy_multi")) if key in metrics]
-        scored = (("", ""), ("_plurality", ", every face whose most voted column is an emotion"))
+        scored = (("", ""), ("_unseen", ", faces without a pixel copy in Training"),
+                  ("_plurality", ", every face whose most voted column is an emotion"),
+                  ("_plurality_unseen", ", plurality labels, faces without a copy in Training"))
         rows += [(f"{usage} accuracy, TTA {test.get('tta', tta)}{which}", test[key + suffix], "this run")
                  for suffix, which in scored
                  for usage, key in (("PublicTest", "public_test_accuracy"), ("PrivateTest", "private_test_accuracy"))
@@ -87,6 +94,18 @@ def metrics_table(task, labels, metrics, test, tta):
 
 
 # --- sections --------------------------------------------------------------------------------------
+
+def _stack(run):
+    """A stack's members and what stacking them bought, all scored out of fold on the training rows."""
+    metrics, cv = run.metrics, run.cross_validation
+    rows = [(f"member {name}", value) for name, value in metrics["members"].items()]
+    rows += [("their plain average", metrics["average"]),
+             (f"the stack ({metrics['stacker']}), {cv['folds']}-fold CV", cv["oof"])]
+    cells = "".join(f"<tr><td>{html.escape(what)}</td><td class='n'>{value:.4f}</td></tr>" for what, value in rows)
+    return ("Stack", "<p>Out-of-fold scores on the training rows (each prediction by a model that did not "
+                     f"train on the row).</p><table><tr><th>what</th><th>{html.escape(cv['metric'])}</th></tr>"
+                     f"{cells}</table>")
+
 
 def _learning_curves(run, out_dir, params):
     history = pd.read_csv(run.path / HISTORY) if (run.path / HISTORY).exists() else None

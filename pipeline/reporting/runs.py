@@ -1,5 +1,6 @@
 """The trained runs of a competition, read from their folders (no Keras): for `run.py runs` and
-`--run best`. A run's validation score is its `metrics.json`'s, with the TTA of its recipe.
+`--run best`. A run's validation score is its `metrics.json`'s, with the TTA of its recipe; a
+cross-validated run's is its folds' mean (shown ± their standard deviation).
 
 Expressions runs trained on FER2013 and on FERPlus labels share a folder but not a scale: FERPlus
 accuracy runs some 20 points higher, so they are listed and ranked apart, by `labels`."""
@@ -35,9 +36,9 @@ def tables(runs_folder, task):
 def table(runs, task):
     """Lines of a plain-text table of `runs`."""
     unit = "RMSE px" if task == "keypoints" else "accuracy"
-    header = f"{'run':<34} {'recipe':<9} {'options':<32} {'epochs':>6} {'val ' + unit:>12}"
-    if task == "expressions":
-        header += f" {'public':>7} {'private':>7}"
+    header = f"{'run':<34} {'recipe':<9} {'options':<40} {'epochs':>6} {'val ' + unit:>15}"
+    if task == "expressions":   # unseen: the test faces without a pixel copy in Training
+        header += f" {'public':>7} {'private':>7} {'unseen':>7}"
     header += f" {'train min':>9}  finished"
     lines = [header, "-" * len(header)]
     for run in runs:
@@ -45,11 +46,20 @@ def table(runs, task):
         options = f"{p.get('schedule')} lr {p.get('lr')} {p.get('augment')} b{p.get('batch_size')}"
         if p.get("ensemble", 1) > 1:
             options = f"x{p['ensemble']} " + options
-        line = (f"{run.name:<34} {p.get('recipe', '-'):<9} {options:<32} {m.get('epochs', '-'):>6} "
-                f"{run.score():>12.4f}")
+        score = f"{run.score():.4f}"
+        if run.is_stack:
+            options = f"stack of {len(p['members'])}, {p['stacker']}"
+        if run.is_cross_validated:   # the folds' mean, ± their standard deviation
+            options = f"cv{p['folds']} " + options if "folds" in p else options
+            score += f"±{run.cross_validation['std']:.4f}"
+        elif "fold" in p:
+            options = f"fold {p['fold'] + 1}/{p['folds']} " + options
+        line = (f"{run.name:<34} {p.get('recipe', '-'):<9} {options:<40} {m.get('epochs', '-'):>6} "
+                f"{score:>15}")
         if task == "expressions":
             line += "".join(f" {test[k]:>7.4f}" if k in test else f" {'-':>7}"
-                            for k in ("public_test_accuracy", "private_test_accuracy"))
+                            for k in ("public_test_accuracy", "private_test_accuracy",
+                                      "private_test_accuracy_unseen"))
         minutes = m.get("train_seconds")
         line += f" {minutes / 60 if minutes else 0:>9.1f}  {run.finished:%Y-%m-%d %H:%M}"
         lines.append(line)

@@ -41,6 +41,15 @@ def resolve(task, given, recipe_name=DEFAULT_RECIPE):
     drop |= {key for key, model in MODEL_ONLY.items() if params["model"] != model}
     if params["validation"] != "split":
         drop.add("val_fraction")
+    if not params["tensorboard"]:
+        drop.add("tensorboard")
+    if params["folds"] == 1:
+        drop.add("folds")   # absent unless cross-validating: earlier runs keep their names
+    else:
+        if params["folds"] < 2 or params["ensemble"] > 1:
+            raise PipelineError(f"--folds {params['folds']}: cross-validate with 2 folds or more, and without "
+                                "--ensemble (the folds' models are averaged already)")
+        drop |= {"validation", "val_fraction"}   # each fold validates on its held-out rows
     if params["strategy"] == "none":
         drop.add("strategy")   # absent unless used: runs trained before it existed keep their names
     if params["precision"] == "auto":

@@ -8,6 +8,8 @@ stratified split of Training, or on PublicTest (`validation="public-test"`), so 
 Training trains; PrivateTest is never used here.
 """
 import contextlib
+import importlib.util
+import shutil
 import time
 
 import keras
@@ -18,7 +20,7 @@ from pipeline.core import devices
 from pipeline.core.competitions import VALIDATION_METRIC
 from pipeline.core.errors import PipelineError
 from pipeline.core.fileio import atomic_path, explain, write_json, write_text
-from pipeline.core.layout import BACKUP, CURVE, HISTORY, METRICS, MODEL, PARAMS, PREDICTOR
+from pipeline.core.layout import BACKUP, CURVE, HISTORY, METRICS, MODEL, PARAMS, PREDICTOR, TENSORBOARD
 from pipeline.data.splits import load_training_data
 from pipeline.inference.rundir import predictor_description
 from pipeline.models import build_model
@@ -32,6 +34,8 @@ from pipeline.training.validation import Validation, expression_scores, keypoint
 def run(competition, processed, run_dir, params, echo=print, resume_training=False, progress=True):
     """Train per `params` (from recipes.resolve) on data/processed/<slug>/ into `run_dir`; with
     `progress`, a line per epoch (Keras's)."""
+    if params.get("tensorboard") and importlib.util.find_spec("tensorboard") is None:
+        raise PipelineError("--tensorboard needs the tensorboard package: pip install tensorboard")
     keras.utils.set_random_seed(params["seed"])
     task = competition.task
     data = load_training_data(task, processed, params)
@@ -51,6 +55,7 @@ def run(competition, processed, run_dir, params, echo=print, resume_training=Fal
             if resume_training:
                 echo(f"nothing to resume in {backup}; training from the start")
             resume.discard(backup)
+            shutil.rmtree(run_dir / TENSORBOARD, ignore_errors=True)   # a new start logs afresh
             state = None
             model = _compiled_model(task, data, params, steps_per_epoch=len(batches))
 
@@ -59,13 +64,16 @@ def run(competition, processed, run_dir, params, echo=print, resume_training=Fal
     stopping = keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=params["patience"],
                                              restore_best_weights=True)
     if progress:
-        echo(f"training {params['model']} ({model.count_params():,} weights) on {len(data.train_x)} rows, "
+        fold = f" fold {params['fold'] + 1}/{params['folds']}" if "fold" in params else ""
+        echo(f"training {params['model']}{fold} ({model.count_params():,} weights) on {len(data.train_x)} rows, "
              f"validating on {len(data.val_x)}, {devices.describe()}")
     started = time.perf_counter()
     with resume.stop_on_signals(echo) as stop_request:
         checkpoint = resume.Checkpoint(backup, stopping, stop_request, state, agree=place.any_signal)
         callbacks = [Validation(data.val_x, score, params["batch_size"]), heap.KeepBuffers(), stopping,
                      *optimizers.schedule_callbacks(params, monitor, mode), checkpoint]
+        if params.get("tensorboard"):   # after Validation, so that its scores are logged too
+            callbacks.insert(1, keras.callbacks.TensorBoard(log_dir=str(run_dir / TENSORBOARD)))
         _fit(place, model, batches, params, callbacks, state["epoch"] if state else 0, verbose=2 if progress else 0)
     seconds = time.perf_counter() - started
 

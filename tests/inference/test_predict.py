@@ -113,14 +113,35 @@ def test_test_accuracy_reports_each_usage_and_skips_unlabelled_rows():
                                                                "private_test_accuracy": 1.0}
 
 
+def faces(n, seed):
+    return np.random.default_rng(seed).integers(0, 256, (n, 48, 48, 1), dtype=np.uint8)
+
+
 def test_ferplus_test_metrics_score_each_label_set_apart():
     predicted = np.array([0, 1, 2, 3])
     data = {"test_usage": np.array([2, 2, 2, 2]), "test_labels": np.array([0, -1, -1, 0]),
-            "test_plurality_labels": np.array([0, 1, 2, 0])}
-    assert predict.expression_test_metrics(predicted, data) == {"private_test_accuracy": 0.5,
-                                                                "private_test_accuracy_plurality": 0.75}
+            "test_plurality_labels": np.array([0, 1, 2, 0]), "test_x": faces(4, 0), "train_x": faces(3, 1)}
+    metrics = predict.expression_test_metrics(predicted, data)
+    assert metrics["private_test_accuracy"] == 0.5 and metrics["private_test_accuracy_plurality"] == 0.75
     del data["test_plurality_labels"]   # FER2013: one label set
-    assert predict.expression_test_metrics(predicted, data) == {"private_test_accuracy": 0.5}
+    assert not any("plurality" in key for key in predict.expression_test_metrics(predicted, data))
+
+
+def test_test_faces_copied_from_training_are_scored_apart_as_well():
+    train = faces(6, 1)
+    test = faces(6, 2)
+    test[[1, 4]] = train[[5, 0]]          # two pixel copies, one per usage
+    test[2, 0, 0, 0] = train[3, 0, 0, 0]  # one equal pixel is not a copy
+    usage = np.array([1, 1, 1, 2, 2, 2])
+    labels = np.array([0, 1, 2, 3, 4, 5])
+    predicted = np.array([9, 1, 2, 9, 4, 5])   # the copies answered right, as if from memory
+    data = {"test_usage": usage, "test_labels": labels, "test_x": test, "train_x": train}
+    np.testing.assert_array_equal(predict.copied_in(test, train), [False, True, False, False, True, False])
+    metrics = predict.expression_test_metrics(predicted, data)
+    assert metrics["public_test_accuracy"] == pytest.approx(2 / 3)
+    assert metrics["public_test_accuracy_unseen"] == 0.5 and metrics["public_test_unseen_rows"] == 2
+    assert metrics["private_test_accuracy"] == pytest.approx(2 / 3)
+    assert metrics["private_test_accuracy_unseen"] == 0.5 and metrics["private_test_unseen_rows"] == 2
 
 
 def test_a_shifted_view_moves_the_content_and_repeats_the_border():

@@ -195,3 +195,25 @@ def test_precision_auto_takes_bfloat16_only_where_the_cpu_has_it(monkeypatch, fl
     assert resolved.get("precision", "float32") == expected
     assert ("precision" in resolved) == (expected == "mixed")   # float32 runs keep their old names
     assert resolve("expressions", {"precision": "float32"}).get("precision") is None
+
+
+@pytest.mark.slow
+def test_tensorboard_logs_each_epochs_loss_and_validation_score_in_the_run_folder(project):
+    from click.testing import CliRunner
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from pipeline.cli import cli
+    from pipeline.core.competitions import KEYPOINTS
+
+    args = ["--root", str(project), "all", "--task", "keypoints", "--epochs", "2", "--batch-size", "8", "--tensorboard"]
+    for attempt in range(2):   # a forced second run logs afresh instead of appending
+        result = CliRunner().invoke(cli, [*args, *(["--force"] if attempt else [])])
+        assert result.exit_code == 0, result.output + repr(result.exception)
+    runs = project / "data" / "runs" / KEYPOINTS.slug
+    logs = runs / (runs / "latest").read_text().strip() / "tensorboard"
+    steps = {}
+    for side, tag in (("train", "epoch_loss"), ("validation", "epoch_rmse")):
+        events = EventAccumulator(str(logs / side))
+        events.Reload()
+        steps[side] = [event.step for event in events.Tensors(tag)]
+    assert steps == {"train": [0, 1], "validation": [0, 1]}
