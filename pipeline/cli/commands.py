@@ -1,5 +1,6 @@
 """The click commands of `python run.py`: each parses its options and calls one function of
 stages.Pipeline (or of the package that owns the work), then prints what it returns."""
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -219,7 +220,7 @@ def predict_image_command(session, paths, task, out, keypoints_run, expressions_
 
 def progress_bar(label, length):
     """predict-video's bar on stderr: frames done, frames/s (the item shown) and the time left."""
-    return click.progressbar(length=length, label=label, file=click.get_text_stream("stderr"), show_eta=True,
+    return click.progressbar(length=length, label=label, file=sys.stderr, show_eta=True,
                              item_show_func=lambda rate: rate)
 
 

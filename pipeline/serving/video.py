@@ -26,7 +26,7 @@ from pipeline.serving.photos import output_stems
 
 FRAMES_PER_BATCH = 8   # frames whose faces are predicted together; the frames held in memory at once
 MATCH_IOU = 0.3        # the least box overlap (intersection over union) that continues a face's track
-MAX_MISSED = 10        # frames a face may go undetected and keep its id when it comes back
+MAX_MISSED = 10        # predicted frames in a row a face may go undetected and keep its id
 FOURCC = "mp4v"
 FALLBACK_FPS = 25.0    # for a file that does not say its rate
 
@@ -42,16 +42,19 @@ def iou(a, b):
 
 
 class Tracker:
-    """Face ids across frames: each face takes the id of the track whose last box overlaps it most
-    (greedy, best pairs first, at least MATCH_IOU); a face that matches none starts a new id; a
-    track unseen for MAX_MISSED frames ends."""
+    """Face ids across predicted frames: each face takes the id of the track whose last box overlaps
+    it most (greedy, best pairs first, at least MATCH_IOU); a face that matches none starts a new id;
+    a track unseen in MAX_MISSED predicted frames in a row ends."""
 
     def __init__(self):
-        self.tracks = {}   # id -> (last box, last frame seen)
+        self.tracks = {}   # id -> (last box, the step it was last seen)
         self.next_id = 1
+        self.step = 0
 
-    def assign(self, frame, faces):
-        """Set face["id"] for every face (dicts with a "box") seen in frame number `frame`."""
+    def assign(self, faces):
+        """Set face["id"] for every face (dicts with a "box") of the next predicted frame; returns `faces`."""
+        self.step += 1
+        self.tracks = {i: t for i, t in self.tracks.items() if self.step - t[1] <= MAX_MISSED + 1}
         pairs = sorted(((iou(track[0], face["box"]), track_id, index)
                         for track_id, track in self.tracks.items() for index, face in enumerate(faces)),
                        reverse=True)
@@ -68,8 +71,7 @@ class Tracker:
             if index not in taken_faces:
                 face["id"] = self.next_id
                 self.next_id += 1
-            self.tracks[face["id"]] = (face["box"], frame)
-        self.tracks = {i: t for i, t in self.tracks.items() if frame - t[1] <= MAX_MISSED}
+            self.tracks[face["id"]] = (face["box"], self.step)
         return faces
 
 
@@ -140,7 +142,7 @@ def predict_video(path, out, stem, predictors, every=1, progress=None):
                 for index, frame in buffer:
                     predicted = index in answered
                     if predicted:
-                        carried = tracker.assign(index, answered[index])
+                        carried = tracker.assign(answered[index])
                         counts["predicted_frames"] += 1
                         counts["faces"] += len(carried)
                     writer.write(draw(frame, carried))
