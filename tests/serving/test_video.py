@@ -83,6 +83,47 @@ def test_a_face_keeps_its_id_through_max_missed_frames_without_it_and_no_longer(
     assert tracker.assign([{"box": [0, 0, 50, 50]}])[0]["id"] == 2
 
 
+def frames_of(path):
+    capture = cv2.VideoCapture(str(path))
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        yield cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    capture.release()
+
+
+def test_between_full_detections_each_face_is_followed_near_its_last_box(tmp_path, monkeypatch):
+    corners = two_faces_clip(tmp_path / "clip.avi", frames=12)
+    full = []
+    real = video.detect_faces
+    monkeypatch.setattr(video, "detect_faces", lambda gray, side: full.append(1) or real(gray, side))
+    finder = video.FaceFinder(full_every=5)
+    for frame, (gray, places) in enumerate(zip(frames_of(tmp_path / "clip.avi"), corners)):
+        found = finder(gray)
+        assert len(found) == 2, frame
+        for face, (x, y) in zip(sorted(found, key=lambda f: f["box"][0]), places):
+            bx, by, width, height = face["box"]
+            assert abs(bx + width / 2 - (x + SIDE / 2)) < 0.15 * SIDE and abs(by + height / 2 - (y + SIDE / 2)) < 0.15 * SIDE
+            assert 0.7 * SIDE < width < 1.3 * SIDE
+    assert len(full) == 3   # frames 0, 5 and 10
+
+
+def test_a_face_that_appears_is_found_at_the_next_full_detection_and_nothing_followed_means_full_every_frame(tmp_path):
+    two_faces_clip(tmp_path / "clip.avi", frames=3)
+    gray = next(frames_of(tmp_path / "clip.avi"))
+    left_only = gray.copy()
+    left_only[:, 320:] = cv2.GaussianBlur(left_only[:, 320:], (0, 0), 25)   # the right face blurred away
+    finder = video.FaceFinder(full_every=3)
+    assert len(finder(left_only)) == 1
+    assert len(finder(gray)) == 1        # followed, not searched for: the new face waits
+    assert len(finder(gray)) == 1
+    assert len(finder(gray)) == 2        # frame 3: the whole frame again
+    blank = np.full_like(gray, 120)
+    finder = video.FaceFinder(full_every=3)
+    assert finder(blank) == [] and finder(gray) != []   # nothing followed: the whole frame, every frame
+
+
 # --- a video, with stand-in models ------------------------------------------------------------------
 
 def test_a_clip_of_two_moving_faces_gives_every_frame_two_stable_ids_and_a_row_per_frame_and_face(tmp_path):
