@@ -214,10 +214,68 @@ class DrawingWriter:
                     self.error = error
 
 
+def detected(capture, finder, every=1):
+    """Batches of FRAMES_PER_BATCH frames read from `capture`: [(index, frame, gray, faces found)],
+    gray and faces None on the frames not predicted (`every`)."""
+    batch, index = [], 0
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        if index % every == 0:
+            gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+            batch.append((index, frame, gray, finder(gray)))
+        else:
+            batch.append((index, frame, None, None))
+        index += 1
+        if len(batch) == FRAMES_PER_BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def ahead(items, depth=2):
+    """Iterate `items` in a thread of its own, at most `depth` items ahead of the caller: the next
+    frames are read and their faces found while the models answer these (overlapping OpenCV and
+    TensorFlow, which both release the GIL). Its exceptions come out here; leaving the loop early
+    stops it."""
+    pending, stop, end = queue.Queue(maxsize=depth), threading.Event(), object()
+
+    def put(item):
+        while not stop.is_set():
+            try:
+                pending.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work():
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(end)
+        except BaseException as error:   # handed to the caller, raised there
+            put(error)
+
+    thread = threading.Thread(target=work, name="video-reader", daemon=True)
+    thread.start()
+    try:
+        while (item := pending.get()) is not end:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
 def predict_video(path, out, stem, predictors, every=1, progress=None):
     """Write out/<stem>.mp4 and out/<stem>.csv for one video; a dict of counts and timings."""
     capture, fps, count, width, height = open_video(path)
-    tracker, finder, carried = Tracker(), FaceFinder(), []
+    tracker, carried = Tracker(), []
     counts = {"frames": 0, "predicted_frames": 0, "faces": 0, "ids": set()}
     started = time.perf_counter()
     bar = progress(str(path), max(count, 1)) if progress else contextlib.nullcontext()
@@ -228,13 +286,13 @@ def predict_video(path, out, stem, predictors, every=1, progress=None):
             rows = csv.writer(table)
             rows.writerow(csv_header(predictors))
 
-            def flush(buffer):
+            def flush(batch):
                 nonlocal carried
-                chosen = [(index, frame) for index, frame in buffer if index % every == 0]
-                grays = [cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) for _, frame in chosen]
-                answered = dict(zip([index for index, _ in chosen],
-                                    answer_faces(grays, [finder(gray) for gray in grays], predictors)))
-                for index, frame in buffer:
+                chosen = [(index, gray, found) for index, _, gray, found in batch if found is not None]
+                answered = dict(zip([index for index, _, _ in chosen],
+                                    answer_faces([gray for _, gray, _ in chosen], [found for *_, found in chosen],
+                                                 predictors)))
+                for index, frame, _, _ in batch:
                     predicted = index in answered
                     if predicted:
                         carried = tracker.assign(answered[index])
@@ -244,22 +302,15 @@ def predict_video(path, out, stem, predictors, every=1, progress=None):
                     for face in carried:
                         rows.writerow(csv_row(index, index / fps, predicted, face, predictors))
                         counts["ids"].add(face["id"])
-                counts["frames"] += len(buffer)
+                counts["frames"] += len(batch)
                 if progress:
                     rate = counts["frames"] / max(time.perf_counter() - started, 1e-9)
-                    bar.update(len(buffer), f"{rate:.1f} frames/s")
+                    bar.update(len(batch), f"{rate:.1f} frames/s")
 
-            buffer = []
             try:
-                while True:
-                    ok, frame = capture.read()
-                    if not ok:
-                        break
-                    buffer.append((counts["frames"] + len(buffer), frame))
-                    if len(buffer) == FRAMES_PER_BATCH:
-                        flush(buffer)
-                        buffer = []
-                flush(buffer)
+                with contextlib.closing(ahead(detected(capture, FaceFinder(), every))) as batches:
+                    for batch in batches:   # closing: the reading thread has stopped before capture.release()
+                        flush(batch)
             finally:
                 writer.close()
             if not counts["frames"]:
