@@ -174,14 +174,16 @@ def rss_mb(pid):
     raise click.ClickException(f"no VmRSS for process {pid}")
 
 
-def start_server(root, port, runs):
+def start_server(root, port, runs, log):
+    """`run.py serve` on loopback, once it answers /health; its output goes to the file `log`."""
     command = [sys.executable, str(ROOT / "run.py"), "--root", str(root), "--quiet", "serve", "--port", str(port),
                "--keypoints-run", runs["keypoints"], "--expressions-run", runs["expressions"]]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    with open(log, "w") as output:   # a file, not a pipe: a pipe nobody reads fills up and stalls the server
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise click.ClickException(f"run.py serve exited: {process.stderr.read()[-2000:]}")
+            raise click.ClickException(f"run.py serve exited: {Path(log).read_text()[-2000:]}")
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
             connection.request("GET", "/health")
@@ -239,7 +241,7 @@ def serve_command(root, keypoints_run, expressions_run, clip, frames, fer_path, 
 
         body, content_type = multipart(first_frame_jpeg(clip))
         port = free_port()
-        server = start_server(root, port, runs)
+        server = start_server(root, port, runs, folder / "serve.log")
         try:
             load(port, body, content_type, 4, 20)   # warm-up: the first calls trace the models
             before = rss_mb(server.pid)
