@@ -11,9 +11,7 @@ import numpy as np
 
 from pipeline.core.errors import BadInputError, PipelineError
 from pipeline.core.fileio import atomic_open, write_json
-from pipeline.serving.faces import (BATCH_SIZE, MARGIN, Predictor, annotate, crop_square, crop_to_image,  # noqa: F401
-                                    describe_faces, detect_faces, load_predictor, square_box)
-# (photos' own names since predict-image began; faces.py holds them now)
+from pipeline.serving.faces import annotate, describe_faces
 
 
 def read_photo(path):

@@ -16,11 +16,8 @@ import pytest
 cv2 = pytest.importorskip("cv2")
 pytest.importorskip("uvicorn")
 
-from pipeline.core.competitions import KEYPOINT_NAMES  # noqa: E402
-from pipeline.data import sample  # noqa: E402
-from pipeline.data.scale import KeypointScaling  # noqa: E402
-from pipeline.serving import faces, server  # noqa: E402
-from test_photos import FACE_AT, FACE_SIDE, Constant, face_photo  # noqa: E402
+from pipeline.serving import server  # noqa: E402
+from test_faces import FACE_AT, FACE_SIDE, face_photo, spread_out_stand_ins  # noqa: E402
 from test_server import Running  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -40,15 +37,6 @@ def write_y4m(path, frames=30, fps=10):
             x, y = 150 + 4 * i, 120
             frame[y:y + FACE_SIDE, x:x + FACE_SIDE] = face
             handle.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())   # Y, U, V planes
-
-
-def spread_out_stand_ins():
-    """Stand-in runs: the average face's keypoints in every crop, and Happy 70%."""
-    offsets = np.float32([sample.NEUTRAL[name] for name in KEYPOINT_NAMES]).reshape(30) / 48
-    return {"keypoints": faces.Predictor("keypoints", "kp-run", 96, [Constant(offsets)], "none",
-                                         scaling=KeypointScaling((0.0,) * 30, (96.0,) * 30)),
-            "expressions": faces.Predictor("expressions", "ex-run", 48, [Constant([0.2, 0.7, 0.1])], "none",
-                                           classes=("Angry", "Happy", "Neutral"))}
 
 
 def pixels_of(image, bgr, tolerance=40):

@@ -1,7 +1,6 @@
 """server: POST /predict answers predict-image's JSON, refuses bad requests with a JSON 4xx and keeps answering."""
 import concurrent.futures
 import http.client
-import io
 import json
 import socket
 import struct
@@ -19,10 +18,10 @@ from click.testing import CliRunner  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 from pipeline.cli import cli  # noqa: E402
-from pipeline.core.competitions import EXPRESSIONS, KEYPOINTS  # noqa: E402
+from pipeline.core.competitions import EXPRESSIONS, KEYPOINT_NAMES, KEYPOINTS  # noqa: E402
 from pipeline.inference.rundir import RunDir  # noqa: E402
 from pipeline.serving import faces, server, uploads  # noqa: E402
-from test_photos import FACE_AT, FACE_SIDE, face_photo, stand_ins  # noqa: E402
+from test_faces import FACE_AT, FACE_SIDE, face_photo, spread_out_stand_ins, stand_ins  # noqa: E402
 
 
 def png(image):
@@ -61,6 +60,15 @@ def test_a_photo_gets_each_faces_box_keypoints_and_probabilities(client):
     for point in face["keypoints"].values():   # the stand-in answers the crop's centre
         np.testing.assert_allclose(point, [x + side / 2, y + side / 2], atol=1)
     assert face["expression"] == "Happy"
+
+
+def test_the_keypoints_come_back_in_the_photos_pixels_where_the_face_has_them():
+    photo, true_points = face_photo()   # the average face, drawn: the stand-in answers its keypoints
+    with TestClient(server.create_app(spread_out_stand_ins())) as client:
+        [face] = client.post("/predict", files={"image": ("face.jpg", jpeg(photo), "image/jpeg")}).json()["faces"]
+    answered = np.array([face["keypoints"][name] for name in KEYPOINT_NAMES])
+    crop_pixel = face["crop"][2] / 96
+    assert np.abs(answered - true_points).max() < 10 * crop_pixel
 
 
 def test_the_raw_body_with_an_image_type_is_one_image(client):

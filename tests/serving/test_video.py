@@ -11,7 +11,7 @@ from pipeline.cli import cli  # noqa: E402
 from pipeline.core.competitions import KEYPOINT_NAMES  # noqa: E402
 from pipeline.core.errors import BadInputError  # noqa: E402
 from pipeline.serving import video  # noqa: E402
-from test_photos import FACE_AT, FACE_SIDE, face_photo, stand_ins  # noqa: E402
+from test_faces import FACE_AT, FACE_SIDE, face_photo, stand_ins  # noqa: E402
 
 FRAMES, FPS, SIDE = 20, 10.0, 150
 
