@@ -29,9 +29,10 @@ def read_photo(path):
     return image
 
 
-def describe_photo(image, faces, source, predictors):
-    """predict-image's JSON for a (h, w, 3) BGR image and its answered faces; the server answers the same."""
-    return {"image": str(source), "width": int(image.shape[1]), "height": int(image.shape[0]),
+def describe_photo(shape, faces, source, predictors):
+    """predict-image's JSON for an image of `shape` (h, w, ...) and its answered faces; the server
+    answers the same."""
+    return {"image": str(source), "width": int(shape[1]), "height": int(shape[0]),
             "runs": {task: predictor.run for task, predictor in predictors.items()}, "faces": faces}
 
 
@@ -48,7 +49,7 @@ def predict_photo(path, out, stem, predictors):
     image = read_photo(path)
     faces = describe_faces(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), predictors)
     write_jpeg(out / f"{stem}.jpg", annotate(image, faces))
-    write_json(out / f"{stem}.json", describe_photo(image, faces, path, predictors))
+    write_json(out / f"{stem}.json", describe_photo(image.shape, faces, path, predictors))
     return faces
 
 

@@ -80,7 +80,8 @@ class Batcher:
                 except queue.Empty:
                     break
             stop = jobs[-1] is None
-            jobs = [job for job in jobs if job is not None]
+            # A request whose client went away was cancelled: skip it; the others can no longer be.
+            jobs = [job for job in jobs if job is not None and job[2].set_running_or_notify_cancel()]
             if jobs:
                 self._answer(jobs)
             if stop:
@@ -155,7 +156,7 @@ def create_app(predictors, runs=None, max_bytes=MAX_BYTES, max_pixels=MAX_PIXELS
 
     @asynccontextmanager
     async def lifespan(app):
-        state["limiter"] = anyio.CapacityLimiter(os.cpu_count() or 1)
+        state["limiter"] = anyio.CapacityLimiter(len(os.sched_getaffinity(0)))
         yield
         if "batcher" in state:
             state.pop("batcher").close()
@@ -170,7 +171,7 @@ def create_app(predictors, runs=None, max_bytes=MAX_BYTES, max_pixels=MAX_PIXELS
 
     def limiter():
         if "limiter" not in state:   # an app run without its lifespan (some test clients)
-            state["limiter"] = anyio.CapacityLimiter(os.cpu_count() or 1)
+            state["limiter"] = anyio.CapacityLimiter(len(os.sched_getaffinity(0)))
         return state["limiter"]
 
     def prepare(name, data):
@@ -199,7 +200,7 @@ def create_app(predictors, runs=None, max_bytes=MAX_BYTES, max_pixels=MAX_PIXELS
         prepared = [await anyio.to_thread.run_sync(prepare, name, data, limiter=limiter()) for name, data in images]
         grays, found = [p[1] for p in prepared], [p[2] for p in prepared]
         await asyncio.wrap_future(batcher().submit(grays, found))
-        answers = [describe_photo(_Shape(shape), faces, name, predictors)
+        answers = [describe_photo(shape, faces, name, predictors)
                    for (name, _), (shape, _, faces) in zip(images, prepared)]
         return answers[0] if len(answers) == 1 else {"images": answers}
 
@@ -213,13 +214,6 @@ def create_app(predictors, runs=None, max_bytes=MAX_BYTES, max_pixels=MAX_PIXELS
         return HTMLResponse(PAGE.read_text(encoding="utf-8"))
 
     return app
-
-
-class _Shape:
-    """Stands for an image where only its shape is read (describe_photo), so the pixels can go."""
-
-    def __init__(self, shape):
-        self.shape = shape
 
 
 def serve(app, host="127.0.0.1", port=8000, echo=print):

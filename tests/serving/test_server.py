@@ -160,6 +160,30 @@ def test_a_big_upload_within_the_limit_stays_in_memory(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_request_given_up_while_it_waited_is_skipped_and_the_model_thread_goes_on():
+    release = threading.Event()
+
+    class Waiting:
+        def predict(self, images, batch_size, verbose=0):
+            release.wait(10)
+            return np.zeros((len(images), 3), np.float32)
+
+    batcher = server.Batcher({"expressions": faces.Predictor("expressions", "ex", 48, [Waiting()], "none",
+                                                             classes=("a", "b", "c"))})
+    gray = np.zeros((100, 100), np.uint8)
+    face = lambda: [[{"box": [10, 10, 50, 50], "crop": [5, 5, 60]}]]  # noqa: E731
+    first = batcher.submit([gray], face())
+    time.sleep(0.2)                       # the model thread is inside the first batch now
+    given_up = batcher.submit([gray], face())
+    assert given_up.cancel()              # its client went away before its turn
+    third = batcher.submit([gray], face())
+    release.set()
+    first.result(10)
+    third.result(10)
+    batcher.close()
+    assert given_up.cancelled() and batcher.batches == 2
+
+
 # --- a real server on loopback ----------------------------------------------------------------------
 
 class Running:
