@@ -338,8 +338,9 @@ class Pipeline:
         """Load the chosen runs once and answer HTTP requests until Ctrl-C (serving/server.py)."""
         from pipeline.serving import server  # FastAPI, uvicorn, OpenCV and Keras: when the command runs
 
+        listener = server.listening_socket(host, port)   # a port in use is said before the models load
         predictors, run_dirs = self._predictors(task, runs_by_task)
         for name, predictor in predictors.items():
             self.echo(f"{name}: run {predictor.run} (tta {predictor.tta})")
         app = server.create_app(predictors, {name: server.run_summary(run) for name, run in run_dirs.items()})
-        server.serve(app, host, port, echo=self.echo)
+        server.serve(app, listener, echo=self.echo)

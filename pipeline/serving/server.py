@@ -20,6 +20,7 @@ import asyncio
 import concurrent.futures
 import os
 import queue
+import socket
 import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -34,6 +35,7 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from pipeline.core.competitions import VALIDATION_METRIC
+from pipeline.core.errors import PipelineError
 from pipeline.serving.faces import answer_faces, find_faces
 from pipeline.serving.photos import describe_photo
 from pipeline.serving.uploads import MAX_BYTES, MAX_IMAGES, MAX_PIXELS, UploadError, decode_image
@@ -216,7 +218,24 @@ def create_app(predictors, runs=None, max_bytes=MAX_BYTES, max_pixels=MAX_PIXELS
     return app
 
 
-def serve(app, host="127.0.0.1", port=8000, echo=print):
-    """Run `app` until Ctrl-C."""
+def listening_socket(host, port):
+    """A socket bound to host:port, or PipelineError saying why not (uvicorn would log it and exit)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as error:
+        listener.close()
+        raise PipelineError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    return listener
+
+
+def serve(app, listener, echo=print):
+    """Run `app` on the bound socket `listener` (listening_socket) until Ctrl-C."""
+    host, port = listener.getsockname()[:2]
     echo(f"serving on http://{host}:{port}/ (Ctrl-C stops)")
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    try:
+        uvicorn.Server(uvicorn.Config(app, log_level="info")).run(sockets=[listener])
+    finally:
+        listener.close()

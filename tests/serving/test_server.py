@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from pipeline.cli import cli  # noqa: E402
 from pipeline.core.competitions import EXPRESSIONS, KEYPOINT_NAMES, KEYPOINTS  # noqa: E402
+from pipeline.core.errors import PipelineError  # noqa: E402
 from pipeline.inference.rundir import RunDir  # noqa: E402
 from pipeline.serving import faces, server, uploads  # noqa: E402
 from test_faces import FACE_AT, FACE_SIDE, face_photo, spread_out_stand_ins, stand_ins  # noqa: E402
@@ -220,6 +221,15 @@ def post(port, body, content_type="image/png"):
         return response.status, json.loads(response.read())
     finally:
         connection.close()
+
+
+def test_a_port_in_use_is_one_line_naming_it():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(PipelineError, match=rf"cannot listen on 127.0.0.1:{port}: Address already in use"):
+            server.listening_socket("127.0.0.1", port)
 
 
 def test_32_concurrent_clients_all_get_answers_batched_together():
