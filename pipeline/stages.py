@@ -358,7 +358,32 @@ class Pipeline:
         """Find the faces in photographs and predict them with the chosen run of each competition."""
         from pipeline.serving import photos  # OpenCV and Keras: when the command runs
 
-        chosen = runs_by_task or {}
-        predictors = {c.task: photos.load_predictor(self.run_dir(c, chosen.get(c.task, defaults.RUN)))
-                      for c in tasks_for(task)}
+        predictors, _ = self._predictors(task, runs_by_task)
         return photos.run(paths, out or self.layout.photos, predictors, echo=self.echo, warn=warn)
+
+    def _predictors(self, task, runs_by_task):
+        """(task -> faces.Predictor, task -> RunDir) of the chosen run of each competition of `task`."""
+        from pipeline.serving import faces  # OpenCV and Keras: when the command runs
+
+        chosen = runs_by_task or {}
+        run_dirs = {c.task: self.run_dir(c, chosen.get(c.task, defaults.RUN)) for c in tasks_for(task)}
+        return {task: faces.load_predictor(run) for task, run in run_dirs.items()}, run_dirs
+
+    def predict_videos(self, paths, task="both", out=None, runs_by_task=None, every=1, progress=None, warn=None):
+        """Find, track and predict the faces of video files, frame by frame, with the chosen runs."""
+        from pipeline.serving import video  # OpenCV and Keras: when the command runs
+
+        predictors, _ = self._predictors(task, runs_by_task)
+        return video.run(paths, out or self.layout.videos, predictors, every=every, echo=self.echo, warn=warn,
+                         progress=progress)
+
+    def serve(self, task="both", host=defaults.HOST, port=defaults.PORT, runs_by_task=None):
+        """Load the chosen runs once and answer HTTP requests until Ctrl-C (serving/server.py)."""
+        from pipeline.serving import server  # FastAPI, uvicorn, OpenCV and Keras: when the command runs
+
+        listener = server.listening_socket(host, port)   # a port in use is said before the models load
+        predictors, run_dirs = self._predictors(task, runs_by_task)
+        for name, predictor in predictors.items():
+            self.echo(f"{name}: run {predictor.run} (tta {predictor.tta})")
+        app = server.create_app(predictors, {name: server.run_summary(run) for name, run in run_dirs.items()})
+        server.serve(app, listener, echo=self.echo)

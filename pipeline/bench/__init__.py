@@ -24,6 +24,10 @@
         the kernel gradient of a stride-2 1x1 convolution, as Conv2D(strides=2) and as the models'
         strided_pointwise, against numpy, for a few input channels and batch sizes; each case in
         a process of its own, since the broken kernel can crash it.
+    python -m pipeline.bench serve --root . --fer-path /tmp/fer-pkg
+        predict-video's faces/s against the fer package's Video.analyze on the same clip and CPUs,
+        then `run.py serve` on loopback: requests/s, p50/p99 latency at 1, 8 and 32 concurrent
+        clients, and its resident memory before and after 1,000 requests.
 
 Public: `cli`, the click group of the benchmarks (`python -m pipeline.bench --help`). Never imported by
 the package: benchmarks sit above every layer.

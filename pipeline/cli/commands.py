@@ -1,5 +1,6 @@
 """The click commands of `python run.py`: each parses its options and calls one function of
 stages.Pipeline (or of the package that owns the work), then prints what it returns."""
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -229,6 +230,55 @@ def predict_image_command(session, paths, task, out, keypoints_run, expressions_
     """
     session.pipeline().predict_images(paths, task, out, {"keypoints": keypoints_run, "expressions": expressions_run},
                                       warn=lambda line: click.echo(line, err=True))
+
+
+def progress_bar(label, length):
+    """predict-video's bar on stderr: frames done, frames/s (the item shown) and the time left."""
+    return click.progressbar(length=length, label=label, file=sys.stderr, show_eta=True,
+                             item_show_func=lambda rate: rate)
+
+
+@cli.command("predict-video")
+@click.argument("paths", nargs=-1, required=True, metavar="VIDEO...", type=click.Path(path_type=Path))
+@TASK
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for the annotated copies and CSV files.  [default: predictions/videos/ under --root]")
+@click.option("--every", type=click.IntRange(min=1), default=defaults.EVERY,
+              help="Predict every Nth frame; the frames between keep the last prediction (drawn and in the CSV, "
+                   "with predicted=0).")
+@click.option("--keypoints-run", default=defaults.RUN, help=f"Keypoints run: {RUN_HELP}.")
+@click.option("--expressions-run", default=defaults.RUN, help=f"Expressions run: {RUN_HELP}.")
+@pass_session
+def predict_video_command(session, paths, task, out, every, keypoints_run, expressions_run):
+    """Find, track and predict the faces of video files (any format OpenCV's FFmpeg reads), frame by frame.
+
+    For each video, OUT/<name>.mp4 is an annotated copy with the same frames and rate, and OUT/<name>.csv
+    has one row per frame and face: frame, time, face id (kept across frames by box overlap), box,
+    keypoints in the video's pixels and every class probability. A file that cannot be read is reported
+    and skipped: the exit code is 0 when at least one video was processed.
+    """
+    session.pipeline().predict_videos(paths, task, out, {"keypoints": keypoints_run, "expressions": expressions_run},
+                                      every=every, progress=None if session.quiet else progress_bar,
+                                      warn=lambda line: click.echo(line, err=True))
+
+
+@cli.command("serve")
+@TASK
+@click.option("--host", default=defaults.HOST, help="Address to listen on; put a reverse proxy (TLS, "
+                                                    "authentication, request limits) in front before "
+                                                    "listening beyond loopback (README).")
+@click.option("--port", type=click.IntRange(0, 65535), default=defaults.PORT, help="Port to listen on.")
+@click.option("--keypoints-run", default=defaults.RUN, help=f"Keypoints run: {RUN_HELP}.")
+@click.option("--expressions-run", default=defaults.RUN, help=f"Expressions run: {RUN_HELP}.")
+@pass_session
+def serve_command(session, task, host, port, keypoints_run, expressions_run):
+    """Serve the trained runs over HTTP until Ctrl-C: POST /predict, GET /health, and a web page at /.
+
+    POST /predict takes an image (multipart field `image`, several for one batch, or the raw body with an
+    image content type) and answers predict-image's JSON. The page at / predicts a dropped photo or the
+    camera, live. The runs are loaded once, at start.
+    """
+    session.pipeline().serve(task, host, port, {"keypoints": keypoints_run, "expressions": expressions_run})
 
 
 # --- Kaggle submissions --------------------------------------------------------------------------

@@ -19,3 +19,5 @@ EXPORT = ("keras", "savedmodel")
 
 LATEST, BEST = "latest", "best"          # --run: besides a run folder's name
 RUN = LATEST
+HOST, PORT = "127.0.0.1", 8000           # run.py serve: loopback unless asked (README: a proxy in front first)
+EVERY = 1                                # run.py predict-video: predict every Nth frame

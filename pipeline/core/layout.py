@@ -137,6 +137,11 @@ class Layout:
         return self.root / "predictions" / "images"
 
     @property
+    def videos(self):
+        """`run.py predict-video`: annotated copies and CSV files."""
+        return self.root / "predictions" / "videos"
+
+    @property
     def submissions(self):
         return self.root / "submissions"
 

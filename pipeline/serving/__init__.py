@@ -1,5 +1,7 @@
-"""The trained models where faces are: photographs (faces found, cropped like the competitions'
-images, predicted in a batch and drawn).
+"""The trained models where faces are: photographs, video files and an HTTP server. Faces are found,
+cropped like the competitions' images, predicted in batches and drawn (faces.py), the same way
+whichever way they arrive.
 
-Public: photos.run, photos.load_predictor, photos.describe_faces, photos.annotate.
+Public: faces.load_predictor, faces.describe_faces, faces.answer_faces, faces.annotate, photos.run,
+video.run, server.create_app, server.serve, server.run_summary, uploads.decode_image.
 """

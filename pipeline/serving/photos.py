@@ -1,105 +1,18 @@
-"""photos: find the faces in ordinary photographs and run trained keypoints and expressions runs on them.
-
-A photograph is nothing like the competitions' images, so each face is first made to look like one:
-OpenCV's Haar cascade (shipped inside opencv-python-headless, nothing downloaded) finds it; the box
-is squared and enlarged by MARGIN to frame the face about as the training images do; the square is
-cut out in grayscale (edge pixels repeated where it leaves the photograph) and resized to each run's
-input. Keypoints come back in the crop's pixels and are mapped into the photograph's. Coordinates
-are pixel centres throughout (pixel i sits at i, as in augment.flip_keypoints), so the mapping is
-exact for cv2.resize.
+"""photos: find the faces in ordinary photographs and run trained keypoints and expressions runs on them
+(the faces themselves: faces.py).
 
 For each photograph, `run` writes <stem>.jpg (box, keypoints, top expression drawn on a copy) and
 <stem>.json (every face's box, crop, named keypoints and class probabilities) into the output folder.
 """
-import functools
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from pipeline.core.competitions import KEYPOINT_NAMES
 from pipeline.core.errors import BadInputError, PipelineError
 from pipeline.core.fileio import atomic_open, write_json
-from pipeline.data.scale import pixels_to_unit
-from pipeline.inference.tta import predict_keypoints, predict_probabilities
-CASCADE = "haarcascade_frontalface_default.xml"
-# The square crop's side is 1.2x the Haar box's. On real training faces enlarged to 300 px and pasted
-# into 640x480 photographs, the Haar box is 0.94x the face image's side (median, both competitions).
-# Margins 0 / 0.1 / 0.2 / 0.3 gave FER2013 accuracy 0.70 / 0.72 / 0.73 / 0.66 (0.74 on the 48x48
-# originals, 197 PrivateTest faces) and keypoint RMSE 2.85 / 2.88 / 3.06 / 3.33 px (2.16 on the
-# originals, 213 faces): 0.2 suits expressions and costs keypoints little.
-MARGIN = 0.2
-MIN_FACE = 30         # pixels, at detection scale: smaller faces hold too little for a 48x48 crop
-# Haar detection time grows with the pixel count: on 2 CPU cores 0.6 s at 1000x750, 13 s at 4000x3000.
-# Larger photographs are detected at this longest side, and the boxes scaled back.
-DETECT_SIDE = 1280
-BATCH_SIZE = 8        # one input shape for every call (see tta.predict_batches)
+from pipeline.serving.faces import annotate, describe_faces
 
-
-# --- geometry: pure functions on boxes and points ------------------------------------------------
-
-def square_box(box, margin=MARGIN):
-    """A detection box (x, y, width, height) -> the square crop (x, y, side) around the same centre,
-    `margin` larger than the box's longer side; integers, and it may reach beyond the image."""
-    x, y, width, height = box
-    side = round(max(width, height) * (1 + margin))   # Python ints, numpy's too: ready for JSON
-    return (round(x + width / 2 - side / 2), round(y + height / 2 - side / 2), side)
-
-
-def crop_square(gray, square, size):
-    """(h, w) uint8 image -> (size, size) uint8: the square (x, y, side) resized, with the image's
-    edge pixels repeated where the square leaves it."""
-    x, y, side = square
-    height, width = gray.shape
-    top, left = min(max(y, 0), height), min(max(x, 0), width)
-    bottom, right = max(min(y + side, height), top), max(min(x + side, width), left)
-    inside = gray[top:bottom, left:right]
-    padded = np.pad(inside, ((top - y, y + side - bottom), (left - x, x + side - right)), mode="edge")
-    # Shrinking, INTER_AREA averages the pixels each crop pixel covers (no aliasing); enlarging, it is
-    # near nearest-neighbour, so a small face is interpolated linearly instead.
-    interpolation = cv2.INTER_AREA if side >= size else cv2.INTER_LINEAR
-    return cv2.resize(padded, (size, size), interpolation=interpolation)
-
-
-def crop_to_image(points, square, size):
-    """(n, 2k) points as x1, y1, x2, y2, ... in a size x size crop's pixels -> the same points in
-    pixels of the image the square (x, y, side) was cut from, float64."""
-    x, y, side = square
-    scale = side / size
-    points = (np.asarray(points, np.float64) + 0.5) * scale - 0.5   # cv2.resize's pixel-centre mapping
-    return points + np.tile([x, y], points.shape[-1] // 2)
-
-
-# --- trained runs ---------------------------------------------------------------------------------
-
-@dataclass
-class Predictor:
-    """A trained run, loaded once, answering for (n, size, size) uint8 face crops."""
-    task: str
-    run: str
-    size: int
-    models: list
-    tta: str
-    scaling: object = None   # keypoints: scale.KeypointScaling
-    classes: tuple = ()      # expressions: class names, in output order
-
-    def __call__(self, crops):
-        """Keypoints (n, 30) in the crop's pixels, clipped to it; or probabilities (n, classes)."""
-        images = pixels_to_unit(crops)
-        if self.task == "keypoints":
-            keypoints = predict_keypoints(self.models, images, self.scaling, BATCH_SIZE, self.tta)
-            return np.clip(keypoints, 0, self.size - 1)
-        return predict_probabilities(self.models, images, BATCH_SIZE, self.tta)
-
-
-def load_predictor(run):
-    """The Predictor of a run (a RunDir: one run or an ensemble), with its recipe's test-time augmentation."""
-    return Predictor(run.task, run.name, int(run.input_shape[0]), run.load_models(), run.tta, run.scaling,
-                     run.classes)
-
-
-# --- one photograph -------------------------------------------------------------------------------
 
 def read_photo(path):
     """(h, w, 3) uint8 BGR of any image file OpenCV decodes (grey ones too), turned as its EXIF says."""
@@ -116,60 +29,11 @@ def read_photo(path):
     return image
 
 
-@functools.lru_cache(maxsize=1)
-def _cascade():
-    return cv2.CascadeClassifier(cv2.data.haarcascades + CASCADE)
-
-
-def detect_faces(gray):
-    """(h, w) uint8 -> (n, 4) int boxes (x, y, width, height), left to right."""
-    shrink = min(1.0, DETECT_SIDE / max(gray.shape))
-    small = cv2.resize(gray, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA) if shrink < 1 else gray
-    found = _cascade().detectMultiScale(small, scaleFactor=1.1, minNeighbors=5, minSize=(MIN_FACE, MIN_FACE))
-    boxes = np.rint(np.asarray(found, np.float64).reshape(-1, 4) / shrink).astype(int)
-    return boxes[np.lexsort((boxes[:, 1], boxes[:, 0]))]
-
-
-def describe_faces(gray, predictors):
-    """Every face of a (h, w) uint8 photograph as a JSON-ready dict: its Haar box, the square crop the
-    models saw, and the answers of `predictors` (task -> Predictor) in the photograph's pixels."""
-    boxes = detect_faces(gray)
-    faces = [{"box": [int(v) for v in box], "crop": list(square_box(box))} for box in boxes]
-    if not faces:
-        return faces
-    squares = [face["crop"] for face in faces]
-    for task, predictor in predictors.items():
-        crops = np.stack([crop_square(gray, square, predictor.size) for square in squares])
-        answers = predictor(crops)
-        for face, square, answer in zip(faces, squares, answers):
-            if task == "keypoints":
-                points = crop_to_image(answer, square, predictor.size).reshape(-1, 2)
-                face["keypoints"] = {name: [round(float(x), 2), round(float(y), 2)]
-                                     for name, (x, y) in zip(KEYPOINT_NAMES, points)}
-            else:
-                face["probabilities"] = {name: float(p) for name, p in zip(predictor.classes, answer)}
-                face["expression"] = predictor.classes[int(np.argmax(answer))]
-    return faces
-
-
-def annotate(image, faces):
-    """A copy of the (h, w, 3) BGR image with each face's box, keypoints and top expression drawn."""
-    drawn = image.copy()
-    for face in faces:
-        x, y, width, height = face["box"]
-        thickness = max(1, round(width / 100))
-        cv2.rectangle(drawn, (x, y), (x + width, y + height), (0, 255, 0), thickness)
-        for px, py in face.get("keypoints", {}).values():
-            cv2.circle(drawn, (round(px), round(py)), thickness + 1, (0, 0, 255), -1, cv2.LINE_AA)
-        if "expression" in face:
-            label = f"{face['expression']} {face['probabilities'][face['expression']]:.0%}"
-            font_scale = max(0.4, width / 250)
-            (text_width, text_height), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
-            top = max(y - text_height - 2 * thickness, 0)   # above the box, or inside it at the very top
-            cv2.rectangle(drawn, (x, top), (x + text_width, top + text_height + 2 * thickness), (0, 255, 0), -1)
-            cv2.putText(drawn, label, (x, top + text_height + thickness), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
-                        (0, 0, 0), thickness, cv2.LINE_AA)
-    return drawn
+def describe_photo(shape, faces, source, predictors):
+    """predict-image's JSON for an image of `shape` (h, w, ...) and its answered faces; the server
+    answers the same."""
+    return {"image": str(source), "width": int(shape[1]), "height": int(shape[0]),
+            "runs": {task: predictor.run for task, predictor in predictors.items()}, "faces": faces}
 
 
 def write_jpeg(path, image):
@@ -185,10 +49,7 @@ def predict_photo(path, out, stem, predictors):
     image = read_photo(path)
     faces = describe_faces(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), predictors)
     write_jpeg(out / f"{stem}.jpg", annotate(image, faces))
-    write_json(out / f"{stem}.json", {
-        "image": str(path), "width": int(image.shape[1]), "height": int(image.shape[0]),
-        "runs": {task: predictor.run for task, predictor in predictors.items()}, "faces": faces,
-    })
+    write_json(out / f"{stem}.json", describe_photo(image.shape, faces, path, predictors))
     return faces
 
 
