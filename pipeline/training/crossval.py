@@ -70,10 +70,18 @@ def out_of_fold(task, folds, images, fold, batch_size):
 def pooled_score(task, predictions, data, run):
     """The validation metric of all out-of-fold predictions together (RMSE in pixels, or accuracy)."""
     if task == "keypoints":
-        truth = run.scaling.inverse_transform(data["train_y"])
+        return score(task, predictions, run.scaling.inverse_transform(data["train_y"]))
+    return score(task, predictions, data["train_labels"])
+
+
+def score(task, predicted, truth, fold=None):
+    """RMSE in pixels over the known coordinates, or accuracy against labels; per fold when `fold` is given."""
+    if fold is not None:
+        return [score(task, predicted[fold == k], truth[fold == k]) for k in np.unique(fold)]
+    if task == "keypoints":
         present = ~np.isnan(truth)
-        return float(np.sqrt(np.mean((predictions - truth)[present] ** 2)))
-    return float(np.mean(predictions.argmax(1) == data["train_labels"]))
+        return float(np.sqrt(np.mean((predicted - truth)[present] ** 2)))
+    return float(np.mean(predicted.argmax(1) == truth))
 
 
 SHARED = ("parameters", "majority_class", "replicas", "workers", "epochs")   # the same for every fold

@@ -25,6 +25,7 @@ from pipeline.core.fileio import atomic_path, load_arrays, save_arrays, write_js
 from pipeline.core.layout import (ARRAYS, CROSS_VALIDATION, METRICS, OUT_OF_FOLD, PARAMS, PREDICTIONS, PREDICTOR,
                                   STACK, STACKER, TEST_METRICS)
 from pipeline.inference.predict import expression_test_metrics
+from pipeline.training.crossval import score
 
 RIDGE_ALPHA = 1.0          # on pixel coordinates from a few members: mild shrinkage towards the average
 LOGISTIC_C = 1.0
@@ -100,16 +101,6 @@ def cross_validated(task, x, y, fold):
             predicted[test] = make_stacker(task).fit(x[train], y[train]).predict(x[test])
         return predicted
     return cross_val_predict(make_stacker(task), x, y, cv=split, method="predict_proba")
-
-
-def score(task, predicted, truth, fold=None):
-    """RMSE in pixels over the known coordinates, or accuracy; per fold when `fold` is given."""
-    if fold is not None:
-        return [score(task, predicted[fold == k], truth[fold == k]) for k in np.unique(fold)]
-    if task == KEYPOINTS.task:
-        present = ~np.isnan(truth)
-        return float(np.sqrt(np.mean((predicted - truth)[present] ** 2)))
-    return float(np.mean(predicted.argmax(1) == truth))
 
 
 def run(competition, processed, members, stack_dir):
