@@ -385,5 +385,6 @@ class Pipeline:
         predictors, run_dirs = self._predictors(task, runs_by_task)
         for name, predictor in predictors.items():
             self.echo(f"{name}: run {predictor.run} (tta {predictor.tta})")
+            predictor.warm_up()   # the first request is not the one that traces the models
         app = server.create_app(predictors, {name: server.run_summary(run) for name, run in run_dirs.items()})
         server.serve(app, listener, echo=self.echo)

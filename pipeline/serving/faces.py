@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from pipeline.core.competitions import KEYPOINT_NAMES
+from pipeline.core.recipes import TTA_VIEWS
 from pipeline.data.scale import pixels_to_unit
 from pipeline.inference.tta import predict_keypoints, predict_probabilities
 CASCADE = "haarcascade_frontalface_default.xml"
@@ -31,7 +32,10 @@ MIN_FACE = 30         # pixels, at detection scale: smaller faces hold too littl
 # Larger photographs are detected at this longest side, and the boxes scaled back.
 DETECT_SIDE = 1280
 _per_thread = threading.local()
-BATCH_SIZE = 8        # one input shape for every call (see tta.predict_batches)
+# The models' input shapes (see tta.predict_batches): the faces of a call and their TTA views go in
+# batches of the smallest size that holds them, else of the largest. A photo's face and its mirror
+# fill one batch of 8; video's 16 frames of a face and their mirrors one of 32.
+BATCH_SIZES = (8, 32)
 
 
 # --- geometry: pure functions on boxes and points ------------------------------------------------
@@ -84,10 +88,18 @@ class Predictor:
     def __call__(self, crops):
         """Keypoints (n, 30) in the crop's pixels, clipped to it; or probabilities (n, classes)."""
         images = pixels_to_unit(crops)
+        rows = len(images) * len(TTA_VIEWS[self.tta])
+        batch_size = next((size for size in BATCH_SIZES if rows <= size), BATCH_SIZES[-1])
         if self.task == "keypoints":
-            keypoints = predict_keypoints(self.models, images, self.scaling, BATCH_SIZE, self.tta)
+            keypoints = predict_keypoints(self.models, images, self.scaling, batch_size, self.tta)
             return np.clip(keypoints, 0, self.size - 1)
-        return predict_probabilities(self.models, images, BATCH_SIZE, self.tta)
+        return predict_probabilities(self.models, images, batch_size, self.tta)
+
+    def warm_up(self):
+        """Trace each input shape now, not on the first faces (a few hundred ms each)."""
+        for size in BATCH_SIZES:
+            self(np.zeros((max(1, size // len(TTA_VIEWS[self.tta])), self.size, self.size), np.uint8))
+        return self
 
 
 class OneCallPerBatch:

@@ -26,7 +26,7 @@ from pipeline.core.fileio import atomic_open, atomic_path
 from pipeline.serving.faces import MIN_FACE, annotate, answer_faces, cascade, detect_faces, square_box
 from pipeline.serving.photos import output_stems
 
-FRAMES_PER_BATCH = 8   # frames whose faces are predicted together; the frames held in memory at once
+FRAMES_PER_BATCH = 16  # frames whose faces are predicted together; the frames held in memory at once
 MATCH_IOU = 0.3        # the least box overlap (intersection over union) that continues a face's track
 MAX_MISSED = 10        # predicted frames in a row a face may go undetected and keep its id
 FOURCC = "mp4v"
@@ -37,12 +37,14 @@ FALLBACK_FPS = 25.0    # for a file that does not say its rate
 DETECT_SIDE = 480
 # Between full-frame detections, every FULL_EVERY predicted frames (and on every frame while no face
 # is followed), each face is looked for only in a window around its last box, SEARCH_GROW times its
-# side, shrunk so that the face is SEARCH_FACE pixels there: 3.3 ms instead of a whole frame's 27 (80 px: 3.7 ms;
-# 45 px: 1.3 ms, but boxes 5-8% too large).
+# side, shrunk so that the face is SEARCH_FACE pixels there, at SEARCH_SIZES of its last size. On the
+# benchmark's clip (2 cores): sizes 0.8-1.25, 4.0 ms a face; 0.9-1.12, 2.0 ms, boxes within 4 px of
+# a full-frame detection's (a 209 px face) either way; a whole frame takes 15 ms. A face that grows or
+# shrinks faster than that between predicted frames is found again by the next full detection.
 FULL_EVERY = 10
 SEARCH_GROW = 1.6
 SEARCH_FACE = 60
-SEARCH_SIZES = (0.8, 1.25)   # the face sizes looked for there, relative to its last box
+SEARCH_SIZES = (0.9, 1.12)   # the face sizes looked for there, relative to its last box
 
 
 def iou(a, b):
