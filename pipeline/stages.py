@@ -19,8 +19,9 @@ from pipeline.core.errors import MissingInputError, PipelineError
 from pipeline.core.fileio import read_json, write_text
 from pipeline.core.layout import (CLEAN_FORMAT, LATEST, META, METRICS, PREDICTOR, Layout, clean_outputs,
                                   crossval_outputs, ensemble_outputs, latest_submission, manifest, predict_outputs,
-                                  scale_outputs, stack_outputs, submission_paths, train_outputs)
-from pipeline.core.recipes import DEFAULT_RECIPE
+                                  scale_outputs, specialists_outputs, stack_outputs, submission_paths,
+                                  train_outputs)
+from pipeline.core.recipes import DEFAULT_RECIPE, SPECIALIST_ROLES
 from pipeline.data import download, kaggle_api, scale
 from pipeline.inference import predict
 from pipeline.inference.rundir import RunDir
@@ -149,13 +150,20 @@ class Pipeline:
     def train(self, competition, resume=False, recipe=DEFAULT_RECIPE, **options):
         """Train one run; with `ensemble` K > 1, K runs with seeds seed .. seed+K-1 and the ensemble
         folder that averages them; with `folds` K > 1, one run per fold and the cross-validated
-        folder over them (training/crossval.py). `latest` then names that folder."""
+        folder over them (training/crossval.py); with `specialists` (keypoints), a run on the complete
+        rows, one on every row's 4 common keypoints, and the folder that merges them
+        (training/specialists.py). `latest` then names that folder."""
         params = resolve(competition.task, options, recipe)   # a bad option says so before missing data does
         inputs = scale_outputs(competition, self.layout.processed(competition))
         self._require(inputs, competition, "scale", "scaled data")
         size = params.pop("ensemble")
         folds = params.get("folds", 1)
-        if folds > 1:
+        if params.get("specialists"):
+            member_params = {key: value for key, value in params.items() if key != "specialists"}
+            members = [self._train_one(competition, {**member_params, "specialist": role}, inputs, resume)
+                       for role in SPECIALIST_ROLES]
+            outcome = self._train_group(competition, members, params, "sp", len(members))
+        elif folds > 1:
             members = [self._train_one(competition, {**params, "fold": k}, inputs, resume) for k in range(folds)]
             outcome = self._train_group(competition, members, params, "cv", folds)
         elif size > 1:
@@ -168,7 +176,8 @@ class Pipeline:
         return outcome
 
     def _train_group(self, competition, members, params, kind, size):
-        """The folder over trained `members`: an ensemble ("x") or a cross-validation ("cv")."""
+        """The folder over trained `members`: an ensemble ("x"), a cross-validation ("cv") or keypoint
+        specialists ("sp")."""
         processed = self.layout.processed(competition)
         folders = [self.layout.runs(competition) / member.summary["run"] for member in members]
         name = f"{params['model']}-{kind}{size}-{params_hash([folder.name for folder in folders])}"
@@ -177,14 +186,18 @@ class Pipeline:
 
         def average():
             # Keras: when the stage runs
-            from pipeline.training import crossval, ensemble
+            from pipeline.training import crossval, ensemble, specialists
 
             if kind == "cv":
                 return crossval.run(competition, processed, folder, folders, params)
+            if kind == "sp":
+                return specialists.run(competition, processed, folder, folders, params)
             return ensemble.run(competition, processed, folder, folders, params)
 
         if kind == "cv":
             step = (manifest(folder, "crossval"), member_outputs, params, crossval_outputs(folder))
+        elif kind == "sp":
+            step = (manifest(folder, "specialists"), member_outputs, params, specialists_outputs(folder))
         else:
             step = (manifest(folder, "ensemble"), member_outputs, {**params, "ensemble": size}, ensemble_outputs(folder))
         outcome = self._step("train", competition, *step, average)
@@ -227,7 +240,7 @@ class Pipeline:
         labels = None
         if competition.task == "expressions" and meta.exists():
             labels = label_set(read_json(meta)["classes"])
-        ranked = runs.listed(folder, competition.task, labels)
+        ranked = runs.listed(folder, competition.task, labels, comparable=True)
         if not ranked:
             others = runs.listed(folder, competition.task)
             if others:

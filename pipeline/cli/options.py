@@ -105,6 +105,10 @@ TRAIN = options(
     click.option("--tensorboard", "tensorboard", is_flag=True, default=None,
                  help="Write Keras's TensorBoard logs (loss, validation scores, learning rate) into the run "
                       "folder's tensorboard/; view them with `tensorboard --logdir data/runs`."),
+    click.option("--specialists", "specialists", is_flag=True, default=None,
+                 help="Keypoints: train one run on the rows with all 15 keypoints and one on every row's 4 common "
+                      "keypoints (eye centres, nose tip, bottom lip), and predict with the two merged by "
+                      "keypoint (the two annotation schemes of training.csv apart)."),
     train_option("--folds", "K-fold cross-validation: one run per fold (stratified by class, or by keypoint "
                             "scheme; fixed by --seed), out-of-fold predictions for every training row, the CV "
                             "score, and the folds' average to predict the test images.", type=click.IntRange(min=1)),

@@ -15,6 +15,7 @@ KEYPOINT_NAMES = (
 KEYPOINT_COLUMNS = tuple(f"{name}_{axis}" for name in KEYPOINT_NAMES for axis in "xy")
 # The four keypoints that most partially labelled training rows (and the 8-feature test images) carry.
 PARTIAL_KEYPOINTS = ("left_eye_center", "right_eye_center", "nose_tip", "mouth_center_bottom_lip")
+PARTIAL_COLUMNS = tuple(KEYPOINT_COLUMNS.index(f"{name}_{axis}") for name in PARTIAL_KEYPOINTS for axis in "xy")
 
 
 def _mirror(name):

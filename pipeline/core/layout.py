@@ -36,6 +36,7 @@ METRICS = "metrics.json"
 ENSEMBLE = "ensemble.json"    # an ensemble's member runs (a cross-validated run's folds)
 CROSS_VALIDATION = "cv.json"  # a cross-validated run's fold scores, their mean and std
 OUT_OF_FOLD = "oof.npz"       # its out-of-fold predictions, one per training row
+SPECIALISTS = "specialists.json"   # keypoint specialists' member runs, merged by keypoint
 STACK = "stack.json"          # a stack's member runs and level-2 model (run.py stack)
 STACKER = "stacker.joblib"    # the fitted level-2 scikit-learn model
 BACKUP = "backup"             # the training state while a run trains (resume)
@@ -82,6 +83,10 @@ def ensemble_outputs(run_dir):
 
 def crossval_outputs(run_dir):
     return [run_dir / name for name in (ENSEMBLE, CROSS_VALIDATION, OUT_OF_FOLD, PREDICTOR, PARAMS, METRICS)]
+
+
+def specialists_outputs(run_dir):
+    return [run_dir / name for name in (SPECIALISTS, PREDICTOR, PARAMS, METRICS)]
 
 
 def stack_outputs(run_dir):

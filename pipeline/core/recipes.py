@@ -34,6 +34,7 @@ BASE = {
     "tta": "none",              # none | flip | multi (10 shifted and mirrored views): predict's default
     "ensemble": 1,              # K > 1: K runs with seeds seed .. seed+K-1, averaged when predicting
     "folds": 1,                 # K > 1: K-fold cross-validation, one run per fold, their average predicts
+    "specialists": False,       # keypoints: a run on the complete rows and one on every row's 4 common keypoints
     "tensorboard": False,       # Keras's TensorBoard logs in the run folder's tensorboard/
     "strategy": "none",         # none | mirrored (this machine's GPUs) | multiworker (TF_CONFIG): distribute.py
     "precision": "auto",        # auto (mixed on a CPU with bfloat16 units, else float32) | float32 | mixed
@@ -89,7 +90,10 @@ CHOICES = {
     "precision": ("auto", "float32", "mixed"),
 }
 PREDICT_ONLY = ("tta",)   # a prediction choice: the recipe gives predict its default, training ignores it
-KEYPOINT_ONLY = ("loss",)
+KEYPOINT_ONLY = ("loss", "specialists")
+# --specialists' two runs, by their "specialist" parameter (data/splits.py specialise): the rows with
+# all 15 keypoints, and every row's 4 common keypoints.
+SPECIALIST_ROLES = ("complete", "common")
 EXPRESSION_ONLY = ("label_smoothing", "validation", "ferplus_target", "class_weight")
 MODEL_ONLY = {"weights": "vgg16_transfer"}
 

@@ -7,15 +7,16 @@ rows and trains on the others. PrivateTest is never read here: it is the final e
 predict and never used to choose anything.
 """
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from pipeline.core.competitions import PUBLIC_TEST
+from pipeline.core.competitions import PARTIAL_COLUMNS, PUBLIC_TEST
 from pipeline.core.errors import PipelineError
 from pipeline.core.fileio import load_arrays, read_json
 from pipeline.core.layout import ARRAYS, META, SCALING
+from pipeline.core.recipes import SPECIALIST_ROLES
 from pipeline.data.scale import KeypointScaling, load_scaling
 
 # The split does not follow the training seed: runs that differ only in their seed (an ensemble's
@@ -50,8 +51,8 @@ def load_training_data(task, processed, params):
             train_rows, val_rows = fold_split(fold_of_rows(task, data, folds, params["seed"]), params["fold"])
         else:
             train_rows, val_rows = split_indices(len(x), params["val_fraction"])
-        return TrainingData(x[train_rows], y[train_rows], x[val_rows], y[val_rows],
-                            scaling=load_scaling(processed / SCALING))
+        return specialise(TrainingData(x[train_rows], y[train_rows], x[val_rows], y[val_rows],
+                                       scaling=load_scaling(processed / SCALING)), params.get("specialist"))
 
     meta = read_json(processed / META)
     classes = tuple(meta["classes"])
@@ -74,6 +75,29 @@ def load_training_data(task, processed, params):
     train_rows, val_rows = split_indices(len(x), params["val_fraction"], labels=labels)
     return TrainingData(x[train_rows], y[train_rows], x[val_rows], y[val_rows],
                         labels[train_rows], labels[val_rows], classes=classes)
+
+
+def specialise(data, specialist):
+    """A keypoint specialist's part of the training and validation rows (training/specialists.py):
+    "complete" keeps the rows with all 30 targets; "common" keeps every row but only the targets of
+    the 4 keypoints most rows carry (PARTIAL_KEYPOINTS), the others masked (NaN, which the loss and
+    the validation RMSE skip). None: the rows as they are."""
+    if specialist is None:
+        return data
+    if specialist == SPECIALIST_ROLES[0]:
+        train, val = (~np.isnan(y).any(axis=1) for y in (data.train_y, data.val_y))
+        if not train.any() or not val.any():
+            raise PipelineError("--specialists: the complete specialist needs rows with all 15 keypoints both to "
+                                f"train and to validate on ({int(train.sum())} and {int(val.sum())} here)")
+        return replace(data, train_x=data.train_x[train], train_y=data.train_y[train],
+                       val_x=data.val_x[val], val_y=data.val_y[val])
+    if specialist == SPECIALIST_ROLES[1]:
+        others = np.setdiff1d(np.arange(data.train_y.shape[1]), PARTIAL_COLUMNS)
+        masked = [y.copy() for y in (data.train_y, data.val_y)]
+        for y in masked:
+            y[:, others] = np.nan
+        return replace(data, train_y=masked[0], val_y=masked[1])
+    raise PipelineError(f"unknown keypoint specialist {specialist!r}")
 
 
 def split_indices(n, val_fraction, labels=None):

@@ -7,7 +7,8 @@ depend on what `scale` wrote since; params.json holds the run's resolved options
 recipe's test-time augmentation), metrics.json its validation scores, test_metrics.json what
 predict measured. An ensemble's folder names its member runs (ensemble.json), ordinary run
 folders beside it, and holds no model of its own; so does a cross-validated run's, whose members
-are its folds, with cv.json and oof.npz besides. A stack's folder (stack.json) holds a fitted
+are its folds, with cv.json and oof.npz besides; so does a keypoint specialists run's
+(specialists.json), whose two members' models load as one, merged by keypoint. A stack's folder (stack.json) holds a fitted
 scikit-learn model and its test predictions, and no Keras model. File names are core/layout.py's.
 """
 import datetime
@@ -20,7 +21,7 @@ from pipeline.core.errors import PipelineError
 from pipeline.core.fileio import load_arrays, read_json
 from pipeline.core.recipes import run_tta
 from pipeline.data.scale import KeypointScaling
-from pipeline.models import load_model
+from pipeline.models import load_model, merged_specialists
 
 
 def predictor_description(task, input_shape, classes=None, scaling=None):
@@ -126,11 +127,17 @@ class RunDir:
         return (self.path / layout.ENSEMBLE).exists()
 
     @property
+    def is_specialists(self):
+        return (self.path / layout.SPECIALISTS).exists()
+
+    @property
     def members(self):
-        """The runs whose models make up this run's predictions (itself, for a single run)."""
-        if not self.is_ensemble:
-            return [self]
-        return [RunDir(self.path.parent / name) for name in read_json(self.path / layout.ENSEMBLE)["members"]]
+        """The runs whose models make up this run's predictions (itself, for a single run); a
+        specialists run's in its roles' order (complete, common)."""
+        for kind in (layout.ENSEMBLE, layout.SPECIALISTS):
+            if (self.path / kind).exists():
+                return [RunDir(self.path.parent / name) for name in read_json(self.path / kind)["members"]]
+        return [self]
 
     @property
     def is_cross_validated(self):
@@ -151,6 +158,8 @@ class RunDir:
             return layout.stack_outputs(self.path)
         if self.is_cross_validated:
             own = layout.crossval_outputs(self.path)
+        elif self.is_specialists:
+            own = layout.specialists_outputs(self.path)
         else:
             own = layout.ensemble_outputs(self.path) if self.is_ensemble else layout.train_outputs(self.path)
         models = [member.path / layout.MODEL for member in self.members]
@@ -165,7 +174,11 @@ class RunDir:
         if self.is_stack:
             raise PipelineError(f"run {self.name} is a stack of other runs' predictions, with no model of its "
                                 "own: its test predictions were made by `run.py stack`")
-        return [load_model(member.path / layout.MODEL, compile=False) for member in self.members]
+        models = [load_model(member.path / layout.MODEL, compile=False) for member in self.members]
+        if self.is_specialists:   # one model: the common keypoints from the second, the rest from the first
+            complete, common = models
+            return [merged_specialists(complete, common, read_json(self.path / layout.SPECIALISTS)["common_columns"])]
+        return models
 
     def predictions(self):
         """predict's arrays: keypoints and image_ids, or probabilities and labels."""

@@ -115,6 +115,20 @@ def load_model(path, compile=True):
     return keras.saving.load_model(path, compile=compile)
 
 
+def merged_specialists(base, taken, columns):
+    """One model answering like `base` except in `columns`, where `taken` answers (keypoint
+    specialists, training/specialists.py): every consumer of a run's models (predict, TTA, export,
+    photos, the server) then treats a specialists run like any other."""
+    import keras  # see load_model
+
+    from pipeline.models.layers import TakeColumns  # Keras: see load_model
+
+    base.name, taken.name = "base", "taken"   # the two are often one architecture: names must differ
+    images = keras.Input(base.input_shape[1:], name="images")
+    outputs = TakeColumns(columns, name="take_columns")([base(images), taken(images)])
+    return keras.Model(images, outputs, name="keypoint_specialists")
+
+
 def float32_copy(model):
     """`model` rebuilt with every layer computing in float32, with the same weights (which mixed
     precision keeps in float32 anyway). For exports: ONNX Runtime and most servers have no

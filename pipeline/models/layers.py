@@ -1,6 +1,7 @@
 """Custom layers the model zoo shares. Saved models refer to them by name, so whatever loads a
 model.keras imports this module first (predict and resume do)."""
 import keras
+import numpy as np
 from keras import layers, ops
 
 
@@ -80,3 +81,24 @@ class PerOutputAffine(layers.Layer):
 
     def call(self, x):
         return x * self.scale + self.offset
+
+
+@keras.saving.register_keras_serializable(package="faces")
+class TakeColumns(layers.Layer):
+    """[a, b] (n, k) each -> a with its `columns` taken from b: two keypoint specialists' outputs
+    merged by keypoint (training/specialists.py), exactly, with no arithmetic on either."""
+
+    def __init__(self, columns, **kwargs):
+        super().__init__(**kwargs)
+        self.columns = [int(c) for c in columns]
+
+    def call(self, inputs):
+        base, taken = inputs
+        chosen = np.isin(np.arange(base.shape[-1]), self.columns)[None, :]   # fixed when the model is built
+        return ops.where(chosen, ops.cast(taken, base.dtype), base)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "columns": self.columns}

@@ -10,10 +10,13 @@ from pipeline.core.competitions import VALIDATION_METRIC
 from pipeline.inference.rundir import RunDir
 
 
-def listed(runs_folder, task, labels=None):
+def listed(runs_folder, task, labels=None, comparable=False):
     """Every complete run (a RunDir) under `runs_folder` (only those trained on `labels`, when given),
-    best validation score first."""
+    best validation score first. `comparable`: without the keypoint specialists' members, whose
+    scores cover only their own rows or keypoints (`--run best` chooses among the others)."""
     found = [run for run in map(RunDir, sorted(Path(runs_folder).glob("*/"))) if run.complete]
+    if comparable:
+        found = [run for run in found if "specialist" not in run.params]
     if labels is not None:
         found = [run for run in found if run.labels == labels]
     higher_is_better = VALIDATION_METRIC[task][1] == "max"
@@ -54,6 +57,10 @@ def table(runs, task):
             score += f"±{run.cross_validation['std']:.4f}"
         elif "fold" in p:
             options = f"fold {p['fold'] + 1}/{p['folds']} " + options
+        if run.is_specialists:
+            options = "specialists " + options
+        elif "specialist" in p:   # a member: scored on its own rows and keypoints only
+            options = f"{p['specialist']} only " + options
         line = (f"{run.name:<34} {p.get('recipe', '-'):<9} {options:<40} {m.get('epochs', '-'):>6} "
                 f"{score:>15}")
         if task == "expressions":

@@ -1,5 +1,7 @@
 """A trained model's (or an ensemble's) final validation scores, under every test-time augmentation,
 beside the baseline's: what metrics.json holds."""
+import warnings
+
 import numpy as np
 
 from pipeline.core.recipes import TTA_VIEWS
@@ -15,7 +17,9 @@ def final_metrics(task, models, data, params):
         truth = data.scaling.inverse_transform(data.val_y)
         present = ~np.isnan(truth)
         rmse = lambda guess: float(np.sqrt(np.mean((guess - truth)[present] ** 2)))  # noqa: E731
-        means = np.nanmean(data.scaling.inverse_transform(data.train_y), axis=0)
+        with warnings.catch_warnings():   # a specialist's masked keypoints have no mean (nor truth to score)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            means = np.nanmean(data.scaling.inverse_transform(data.train_y), axis=0)
         scores = {tta: rmse(predict_keypoints(models, data.val_x, data.scaling, batch_size, tta)) for tta in TTA_VIEWS}
         return {**tta_keys("val_rmse", scores), "baseline_rmse": rmse(np.broadcast_to(means, truth.shape))}
     accuracy = lambda p: float(np.mean(p.argmax(1) == data.val_labels))  # noqa: E731

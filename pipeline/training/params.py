@@ -50,6 +50,10 @@ def resolve(task, given, recipe_name=DEFAULT_RECIPE):
             raise PipelineError(f"--folds {params['folds']}: cross-validate with 2 folds or more, and without "
                                 "--ensemble (the folds' models are averaged already)")
         drop |= {"validation", "val_fraction"}   # each fold validates on its held-out rows
+    if not params["specialists"]:
+        drop.add("specialists")   # absent unless used: earlier runs keep their names
+    elif task == "keypoints" and (params["folds"] > 1 or params["ensemble"] > 1):
+        raise PipelineError("--specialists trains two runs of its own: use it without --folds and --ensemble")
     if params["strategy"] == "none":
         drop.add("strategy")   # absent unless used: runs trained before it existed keep their names
     if params["precision"] == "auto":
