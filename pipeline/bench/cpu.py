@@ -19,6 +19,7 @@ import click
 import numpy as np
 
 from pipeline.bench import cli
+from pipeline.core.hardware import has_bfloat16_units
 
 MODELS = {"compact_vgg": "expressions", "heatmap_keypoints": "keypoints", "densenet": "expressions"}
 RECIPE = {"compact_vgg": "fast", "heatmap_keypoints": "fast", "densenet": "best"}   # whose batch size and augmentation
@@ -40,10 +41,6 @@ def cpu_description():
     except OSError:
         pass
     return model, [flag for flag in FLAGS if flag in flags], len(os.sched_getaffinity(0))
-
-
-def has_bfloat16_units(flags):
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def interval(samples):
@@ -135,12 +132,13 @@ def cpu_command(repeats, models, steps, matmul_size, precision):
     if keras.config.backend() != "tensorflow":
         raise click.UsageError("bench cpu measures the TensorFlow backend (unset KERAS_BACKEND)")
     model, flags, cores = cpu_description()
-    bf16 = has_bfloat16_units(flags)
+    bf16 = has_bfloat16_units(flags)   # and ONEDNN_MAX_CPU_ISA lets oneDNN use them
     click.echo(f"cpu_model={model}")
     click.echo(f"cpu_flags={' '.join(flags) or 'none of ' + ','.join(FLAGS)}")
     click.echo(f"cores={cores} intra_op_threads={tf.config.threading.get_intra_op_parallelism_threads()} "
                f"inter_op_threads={tf.config.threading.get_inter_op_parallelism_threads()} "
-               f"(0: TensorFlow's default, one per core) TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS')}")
+               f"(0: TensorFlow's default, one per core) TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS')} "
+               f"ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset')}")
     click.echo(f"bfloat16_units={'yes' if bf16 else 'no'}")
 
     precisions = [p for p in (("float32", "mixed") if precision == "both" else (precision,))

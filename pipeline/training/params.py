@@ -6,19 +6,20 @@ takes the model registry. Importing it is cheap: no Keras.
 import os
 
 from pipeline.core.errors import PipelineError
-from pipeline.core.hardware import cpu_flags, nvidia_gpu_present
+from pipeline.core.hardware import has_bfloat16_units, nvidia_gpu_present
 from pipeline.core.recipes import (BASE, CHOICES, DEFAULT_RECIPE, EXPRESSION_ONLY, KEYPOINT_ONLY, MODEL_ONLY,
                                    PREDICT_ONLY, recipe)
 from pipeline.models import get_spec, models_for
 
 
 def auto_precision():
-    """--precision auto: "mixed" on a CPU with bfloat16 units (AVX512_BF16 or AMX) and no GPU, else
+    """--precision auto: "mixed" on a CPU with bfloat16 units (AVX512_BF16 or AMX, not capped away by
+    ONEDNN_MAX_CPU_ISA) and no GPU, else
     "float32". There bfloat16 trained the default models 1.3x to 1.6x faster with fused batch norm
     (compact_vgg 994 -> 1,453 images/s, heatmap_keypoints 372 -> 494, densenet 56 -> 90 on an AMD
     EPYC, 2 cores; docs/results.md); on an H200 mixed precision was no faster than float32. Decided
     without loading TensorFlow, so that a cached chain stays quick."""
-    bfloat16 = {"avx512_bf16", "amx_bf16"} & cpu_flags()
+    bfloat16 = has_bfloat16_units()
     tensorflow = os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow"   # measured there only
     return "mixed" if bfloat16 and tensorflow and not nvidia_gpu_present() else "float32"
 

@@ -31,8 +31,14 @@ def test_the_flop_count_comes_from_the_graph_and_scales_with_the_model():
     assert cpu.training_flops_per_image("densenet") > 5 * small
 
 
-def test_bfloat16_units_are_read_from_the_flags():
+def test_bfloat16_units_are_read_from_the_flags_and_onednns_cap(monkeypatch):
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
     assert cpu.has_bfloat16_units(["avx2", "avx512_bf16"]) and cpu.has_bfloat16_units(["amx_bf16"])
     assert not cpu.has_bfloat16_units(["avx2", "avx512f"])
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")   # oneDNN as on an AVX2 CPU: no bfloat16 there
+    assert not cpu.has_bfloat16_units(["avx2", "avx512_bf16"])
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx512_core_bf16")
+    assert cpu.has_bfloat16_units(["avx2", "avx512_bf16"])
     mean, low, high = cpu.interval([1.0, 2.0, 3.0])
     assert low < mean == 2.0 < high

@@ -6,6 +6,7 @@ import pytest
 
 from pipeline.training import distribute, train
 from pipeline.core.errors import PipelineError
+from pipeline.core.hardware import has_bfloat16_units
 from pipeline.training.params import resolve
 from pipeline.data import splits
 
@@ -188,7 +189,7 @@ def test_every_model_trains_a_step_in_mixed_precision_on_tensorflow(name):
 def test_precision_auto_takes_bfloat16_only_where_the_cpu_has_it(monkeypatch, flags, gpu, backend, expected):
     from pipeline.training import params
 
-    monkeypatch.setattr(params, "cpu_flags", lambda: flags)
+    monkeypatch.setattr(params, "has_bfloat16_units", lambda: has_bfloat16_units(flags))
     monkeypatch.setattr(params, "nvidia_gpu_present", lambda: gpu)
     monkeypatch.setenv("KERAS_BACKEND", backend)
     resolved = resolve("expressions", {})
