@@ -22,6 +22,7 @@ from pipeline.core.layout import ARRAYS, CROSS_VALIDATION, ENSEMBLE, METRICS, OU
 from pipeline.data.splits import fold_of_rows
 from pipeline.inference.rundir import RunDir
 from pipeline.inference.tta import predict_keypoints, predict_probabilities
+from pipeline.training.evaluate import score
 
 
 def run(competition, processed, cv_dir, fold_dirs, params):
@@ -72,16 +73,6 @@ def pooled_score(task, predictions, data, run):
     if task == "keypoints":
         return score(task, predictions, run.scaling.inverse_transform(data["train_y"]))
     return score(task, predictions, data["train_labels"])
-
-
-def score(task, predicted, truth, fold=None):
-    """RMSE in pixels over the known coordinates, or accuracy against labels; per fold when `fold` is given."""
-    if fold is not None:
-        return [score(task, predicted[fold == k], truth[fold == k]) for k in np.unique(fold)]
-    if task == "keypoints":
-        present = ~np.isnan(truth)
-        return float(np.sqrt(np.mean((predicted - truth)[present] ** 2)))
-    return float(np.mean(predicted.argmax(1) == truth))
 
 
 SHARED = ("parameters", "majority_class", "replicas", "workers", "epochs")   # the same for every fold

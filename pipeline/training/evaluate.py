@@ -15,18 +15,27 @@ def final_metrics(task, models, data, params):
     batch_size = params["batch_size"]
     if task == "keypoints":
         truth = data.scaling.inverse_transform(data.val_y)
-        present = ~np.isnan(truth)
-        rmse = lambda guess: float(np.sqrt(np.mean((guess - truth)[present] ** 2)))  # noqa: E731
         with warnings.catch_warnings():   # a specialist's masked keypoints have no mean (nor truth to score)
             warnings.simplefilter("ignore", RuntimeWarning)
             means = np.nanmean(data.scaling.inverse_transform(data.train_y), axis=0)
-        scores = {tta: rmse(predict_keypoints(models, data.val_x, data.scaling, batch_size, tta)) for tta in TTA_VIEWS}
-        return {**tta_keys("val_rmse", scores), "baseline_rmse": rmse(np.broadcast_to(means, truth.shape))}
-    accuracy = lambda p: float(np.mean(p.argmax(1) == data.val_labels))  # noqa: E731
+        scores = {tta: score(task, predict_keypoints(models, data.val_x, data.scaling, batch_size, tta), truth)
+                  for tta in TTA_VIEWS}
+        return {**tta_keys("val_rmse", scores), "baseline_rmse": score(task, np.broadcast_to(means, truth.shape), truth)}
     majority = int(np.bincount(data.train_labels).argmax())
-    scores = {tta: accuracy(predict_probabilities(models, data.val_x, batch_size, tta)) for tta in TTA_VIEWS}
+    scores = {tta: score(task, predict_probabilities(models, data.val_x, batch_size, tta), data.val_labels)
+              for tta in TTA_VIEWS}
     return {**tta_keys("val_accuracy", scores), "majority_accuracy": float(np.mean(data.val_labels == majority)),
             "majority_class": majority}
+
+
+def score(task, predicted, truth, fold=None):
+    """RMSE in pixels over the known coordinates, or accuracy against labels; per fold when `fold` is given."""
+    if fold is not None:
+        return [score(task, predicted[fold == k], truth[fold == k]) for k in np.unique(fold)]
+    if task == "keypoints":
+        present = ~np.isnan(truth)
+        return float(np.sqrt(np.mean((predicted - truth)[present] ** 2)))
+    return float(np.mean(predicted.argmax(1) == truth))
 
 
 def tta_keys(name, scores):

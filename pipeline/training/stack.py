@@ -25,7 +25,7 @@ from pipeline.core.fileio import atomic_path, load_arrays, save_arrays, write_js
 from pipeline.core.layout import (ARRAYS, CROSS_VALIDATION, METRICS, OUT_OF_FOLD, PARAMS, PREDICTIONS, PREDICTOR,
                                   STACK, STACKER, TEST_METRICS)
 from pipeline.inference.predict import expression_test_metrics
-from pipeline.training.crossval import score
+from pipeline.training.evaluate import score
 
 RIDGE_ALPHA = 1.0          # on pixel coordinates from a few members: mild shrinkage towards the average
 LOGISTIC_C = 1.0
