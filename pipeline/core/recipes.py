@@ -93,7 +93,7 @@ PREDICT_ONLY = ("tta",)   # a prediction choice: the recipe gives predict its de
 KEYPOINT_ONLY = ("loss", "specialists")
 # --specialists' two runs, by their "specialist" parameter (data/splits.py specialise): the rows with
 # all 15 keypoints, and every row's 4 common keypoints.
-SPECIALIST_ROLES = ("complete", "common")
+COMPLETE, COMMON = SPECIALIST_ROLES = ("complete", "common")
 EXPRESSION_ONLY = ("label_smoothing", "validation", "ferplus_target", "class_weight")
 MODEL_ONLY = {"weights": "vgg16_transfer"}
 

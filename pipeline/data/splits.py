@@ -16,7 +16,7 @@ from pipeline.core.competitions import PARTIAL_COLUMNS, PUBLIC_TEST
 from pipeline.core.errors import PipelineError
 from pipeline.core.fileio import load_arrays, read_json
 from pipeline.core.layout import ARRAYS, META, SCALING
-from pipeline.core.recipes import SPECIALIST_ROLES
+from pipeline.core.recipes import COMMON, COMPLETE
 from pipeline.data.scale import KeypointScaling, load_scaling
 
 # The split does not follow the training seed: runs that differ only in their seed (an ensemble's
@@ -84,14 +84,14 @@ def specialise(data, specialist):
     the validation RMSE skip). None: the rows as they are."""
     if specialist is None:
         return data
-    if specialist == SPECIALIST_ROLES[0]:
+    if specialist == COMPLETE:
         train, val = (~np.isnan(y).any(axis=1) for y in (data.train_y, data.val_y))
         if not train.any() or not val.any():
             raise PipelineError("--specialists: the complete specialist needs rows with all 15 keypoints both to "
                                 f"train and to validate on ({int(train.sum())} and {int(val.sum())} here)")
         return replace(data, train_x=data.train_x[train], train_y=data.train_y[train],
                        val_x=data.val_x[val], val_y=data.val_y[val])
-    if specialist == SPECIALIST_ROLES[1]:
+    if specialist == COMMON:
         others = np.setdiff1d(np.arange(data.train_y.shape[1]), PARTIAL_COLUMNS)
         masked = [y.copy() for y in (data.train_y, data.val_y)]
         for y in masked:

@@ -130,14 +130,21 @@ class RunDir:
     def is_specialists(self):
         return (self.path / layout.SPECIALISTS).exists()
 
+    @functools.cached_property
+    def _membership(self):
+        """ensemble.json or specialists.json, read once; None for a run of one model."""
+        for kind in (layout.ENSEMBLE, layout.SPECIALISTS):
+            if (self.path / kind).exists():
+                return read_json(self.path / kind)
+        return None
+
     @property
     def members(self):
         """The runs whose models make up this run's predictions (itself, for a single run); a
         specialists run's in its roles' order (complete, common)."""
-        for kind in (layout.ENSEMBLE, layout.SPECIALISTS):
-            if (self.path / kind).exists():
-                return [RunDir(self.path.parent / name) for name in read_json(self.path / kind)["members"]]
-        return [self]
+        if self._membership is None:
+            return [self]
+        return [RunDir(self.path.parent / name) for name in self._membership["members"]]
 
     @property
     def is_cross_validated(self):
@@ -177,7 +184,7 @@ class RunDir:
         models = [load_model(member.path / layout.MODEL, compile=False) for member in self.members]
         if self.is_specialists:   # one model: the common keypoints from the second, the rest from the first
             complete, common = models
-            return [merged_specialists(complete, common, read_json(self.path / layout.SPECIALISTS)["common_columns"])]
+            return [merged_specialists(complete, common, self._membership["common_columns"])]
         return models
 
     def predictions(self):
