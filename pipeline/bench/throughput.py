@@ -2,8 +2,8 @@
 
 1. input path: `run.py train`'s own feed, augment.Batches with the recipe's augmentation drawn per
    batch on the CPU (by worker threads on a GPU machine), as model.fit sees it;
-2. in memory: the same batches augmented beforehand, fed to model.fit as plain arrays (the model's
-   own speed: no input work at all);
+2. in memory: the same batches augmented beforehand, fed to model.fit through the same feed with
+   nothing left to do per batch (the model's own speed: no input work);
 3. jax: the input path again, under KERAS_BACKEND=jax (in a process of its own; skipped when JAX
    is already the backend).
 
@@ -59,7 +59,7 @@ def _seconds(fit, epochs):
 def measure(task, rows, epochs, in_memory=True, repeats=1, recipe=DEFAULT_RECIPE, precision="float32",
             augment_on="host"):
     """{"input_path": images/s, "in_memory": images/s, ...} for `task`'s model under `recipe`."""
-    from pipeline.training import heap, train  # this benchmark's own: `bench --help` loads none of them
+    from pipeline.training import augment, heap, train  # this benchmark's own: `bench --help` loads none of them
 
     params, data, batches, model = _setup(task, rows, recipe, precision, augment_on)
     seen = len(batches) * params["batch_size"]
@@ -72,8 +72,11 @@ def measure(task, rows, epochs, in_memory=True, repeats=1, recipe=DEFAULT_RECIPE
         x, y = np.concatenate([b[0] for b in drawn]), np.concatenate([b[1] for b in drawn])
         plain = model if augment_on == "host" else train._compiled_model(
             task, data, {**params, "augment_on": "host"}, steps_per_epoch=len(batches))
-        ways["in_memory"] = lambda n: plain.fit(x, y, batch_size=params["batch_size"], epochs=n,
-                                                shuffle=False, verbose=0, callbacks=callbacks)
+        # through the same feed as the input path, with nothing left to do per batch: plain arrays
+        # would go through tf.data with autotuning on, whose 2 s stalls at some epochs' ends
+        # (core/devices.py input_workers) would time the feed, not the model
+        ready = augment.Batches(x, y, params["batch_size"], shuffle=False, workers=batches.workers)
+        ways["in_memory"] = lambda n: plain.fit(ready, epochs=n, verbose=0, callbacks=callbacks)
     for fit in ways.values():
         fit(1)   # warm-up: tracing and compilation
     times = {way: [] for way in ways}

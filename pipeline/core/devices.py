@@ -43,9 +43,16 @@ def input_workers():
     """Threads that draw augmented training batches ahead of the model. On a GPU the CPU's
     augmentation is what the model waits for (numpy's array operations release the GIL, so threads
     add up: 1.5x on 2 threads): on an H200 with 16 cores, 8 threads fed 12,900 faces/s of 48x48
-    (with an OpenCV warp since reverted), 40% of what the GPU took from pre-augmented arrays. On the
-    CPU the model needs the cores itself: 2 or 3 threads were no faster than 1 on 2 cores."""
-    return min(8, os.cpu_count() or 1) if has_gpu() else 1
+    (with an OpenCV warp since reverted), 40% of what the GPU took from pre-augmented arrays.
+
+    On the CPU 2, although one thread keeps up with the model: with 1, Keras feeds the batches
+    through tf.data with autotuning on, whose iterator then takes about 2 s to close at the end of
+    about half of the epochs (the next epoch's first step waits for it); with more than one, Keras's
+    own queue feeds them and turns autotuning off. Measured on 2 cores (AMD EPYC, compact_vgg,
+    mixed, 64 steps an epoch): 1 thread 795 img/s in 7 of 12 epochs and 1,200-1,400 in the others,
+    2 threads 1,050-1,290 in all 24; heatmap_keypoints the same within noise (352-396 against 395,
+    and no 2 s stalls)."""
+    return min(8, os.cpu_count() or 1) if has_gpu() else 2
 
 
 def describe():

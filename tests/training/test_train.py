@@ -102,12 +102,22 @@ def test_worker_threads_train_the_same_model_as_one_thread(monkeypatch):
         np.testing.assert_allclose(one, threaded, rtol=1e-6, atol=1e-7)
 
 
-def test_one_input_worker_on_the_cpu():
-    pytest.importorskip("keras")
+def test_the_cpu_feeds_through_keras_queue_with_tf_data_autotuning_off():
+    keras = pytest.importorskip("keras")
     from pipeline.core import devices
+    from pipeline.training import augment
 
-    if not devices.has_gpu():
-        assert devices.input_workers() == 1
+    if devices.has_gpu():
+        pytest.skip("the CPU's setting")
+    assert devices.input_workers() == 2
+    if keras.config.backend() != "tensorflow":
+        pytest.skip("tf.data is the TensorFlow backend's")
+    from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+
+    images = np.zeros((8, 48, 48, 1), np.uint8)
+    batches = augment.Batches(images, np.zeros((8, 7), np.float32), 4, workers=devices.input_workers())
+    dataset = PyDatasetAdapter(batches, shuffle=False).get_tf_dataset()
+    assert dataset.options().autotune.enabled is False
 
 
 @pytest.mark.slow
