@@ -35,9 +35,9 @@ def run_folder(root):
 
 
 def final_weights(root):
-    import keras
+    from pipeline.models import load_model   # registers the custom layers first
 
-    model = keras.saving.load_model(run_folder(root) / "model.keras", compile=False)
+    model = load_model(run_folder(root) / "model.keras", compile=False)
     return model.get_weights()
 
 
