@@ -45,7 +45,7 @@ def input_workers():
     add up: 1.5x on 2 threads): on an H200 with 16 cores, 8 threads fed 12,900 faces/s of 48x48
     (with an OpenCV warp since reverted), 40% of what the GPU took from pre-augmented arrays.
 
-    On the CPU 2, although one thread keeps up with the model: with 1, Keras feeds the batches
+    On the CPU, 2 threads, although one keeps up with the model: with 1, Keras feeds the batches
     through tf.data with autotuning on, whose iterator then takes about 2 s to close at the end of
     about half of the epochs (the next epoch's first step waits for it); with more than one, Keras's
     own queue feeds them and turns autotuning off. Measured on 2 cores (AMD EPYC, compact_vgg,
