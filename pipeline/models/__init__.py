@@ -31,18 +31,20 @@ class ModelSpec:
     task: str       # "keypoints" | "expressions"
     summary: str    # one line for `run.py models`
     function: str = "build"
+    options: tuple = ()                     # (name, value) pairs this model passes its family's builder
+    reference: str = "REFERENCE_PARAMS"     # the module's hand count of this model's weights
 
     @property
     def family(self):
         return importlib.import_module(f"{__name__}.{self.module}")
 
     def build(self, input_shape, n_outputs, **options):
-        return getattr(self.family, self.function)(input_shape, n_outputs, **options)
+        return getattr(self.family, self.function)(input_shape, n_outputs, **{**options, **dict(self.options)})
 
     @property
     def reference_params(self):
         """Parameter count documented in the module (for the task's default input shape)."""
-        return self.family.REFERENCE_PARAMS
+        return getattr(self.family, self.reference)
 
 
 MODELS = {
@@ -61,6 +63,10 @@ MODELS = {
     "compact_vgg": ModelSpec(
         "compact_vgg", "expressions",
         "VGG-style for 2 CPU cores: 3x3 stem, double-conv stages 32-64-128 at 24/12/6 px, global pooling"),
+    "compact_vgg_wide": ModelSpec(
+        "compact_vgg", "expressions",
+        "compact_vgg at twice the width: stem 32, stages 64-128-256 (4x its FLOPs, for bfloat16 CPUs)",
+        options=(("stem", 32), ("widths", (64, 128, 256))), reference="WIDE_REFERENCE_PARAMS"),
     "mini_xception": ModelSpec(
         "mini_xception", "expressions",
         "Arriaga et al. mini-Xception: separable residual modules, ~60k weights"),

@@ -19,6 +19,9 @@ from pipeline.models.batchnorm import FusedBatchNormalization
 #     64->128 73,728 + 147,456 + 1,024 = 222,208
 #   dense 128*7 + 7 = 903
 REFERENCE_PARAMS = 293_207
+# compact_vgg_wide (stem 32, widths 64, 128, 256): stem 288 + 128; 32->64 55,808; 64->128 222,208;
+#   128->256 294,912 + 589,824 + 2,048 = 886,784; dense 256*7 + 7 = 1,799
+WIDE_REFERENCE_PARAMS = 1_167_015
 
 
 def conv_bn_relu(x, filters, name):
