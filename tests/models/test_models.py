@@ -80,6 +80,13 @@ def test_options_a_builder_does_not_take_are_dropped():
     assert model.count_params() == MODELS["mini_xception"].reference_params
 
 
+def test_a_named_variant_builds_its_family_with_its_own_options():
+    wide = build_model("compact_vgg_wide", (48, 48, 1), 7, dropout=0.0, widths=(8, 8, 8))
+    assert wide.count_params() == MODELS["compact_vgg_wide"].reference_params   # its widths, not the caller's
+    assert wide.get_layer("block3_conv2_conv").filters == 256
+    assert build_model("compact_vgg", (48, 48, 1), 7).count_params() == MODELS["compact_vgg"].reference_params
+
+
 def test_every_recipe_names_a_model_of_its_task():
     for recipe in RECIPES.values():
         assert all(MODELS[recipe[task]["model"]].task == task for task in ("keypoints", "expressions"))
