@@ -5,7 +5,10 @@ and 6x6 (32, 64, 128 channels), global average pooling, dropout and the softmax.
 goes decides the shape: dense 3x3 convolutions on small maps keep oneDNN's kernels busy, so this
 net has 5x mini_xception's weights at 80% of its speed (492 against 612 images/s in training,
 batch 64, AMD EPYC Zen 3, 2 cores), and reaches better FER2013 accuracy in the same 45 minutes
-(docs/results.md). Wider variants cost far more: (48, 96, 192) ran at 192 images/s.
+(docs/results.md). Wider variants cost far more there: (48, 96, 192) ran at 192 images/s. Where the
+CPU has bfloat16 units, compact_vgg_wide (stem 32, 64-128-256) pays: on a Zen 5 it trained at 775
+images/s against 1,913 (mixed bfloat16) and scored 68.5% FER2013 PrivateTest against 66.9%, both
+in 40 epochs.
 """
 import keras
 from keras import layers
