@@ -7,7 +7,8 @@
 3. jax: the input path again, under KERAS_BACKEND=jax (in a process of its own; skipped when JAX
    is already the backend).
 
-`input_efficiency` = (1) / (2): how close the input path keeps training to the model's own speed.
+`input_efficiency` = (1) / (2): how close the input path keeps training to the model's own speed,
+the mean of the ratios of timings taken side by side, with its 95% confidence interval.
 With `--augment-on device` the input path feeds plain batches to the model with augmentation layers
 in front (a GPU augments them itself); (2) stays the plain model's speed.
 Every figure is the median of `repeats` timings taken in turn (input path, in memory, input path,
@@ -27,6 +28,7 @@ import numpy as np
 from pipeline.core.recipes import DEFAULT_RECIPE, RECIPES
 
 from pipeline.bench import _bench_data, cli
+from pipeline.bench.cpu import interval
 
 TASKS = ("keypoints", "expressions")
 PRECISIONS = ("float32", "mixed")
@@ -84,13 +86,16 @@ def measure(task, rows, epochs, in_memory=True, repeats=1, recipe=DEFAULT_RECIPE
         for way, fit in ways.items():
             times[way].append(_seconds(fit, epochs))
     result = {way: seen * epochs / statistics.median(seconds) for way, seconds in times.items()}
+    if in_memory:   # each timing beside its neighbour of the other way: a slow spell touches both
+        result["efficiencies"] = [ready / fed for fed, ready in zip(times["input_path"], times["in_memory"])]
     return {"model": params["model"], "batch_size": params["batch_size"], "workers": batches.workers, **result}
 
 
 @cli.command("train")
 @click.option("--rows", default=2048, show_default=True, help="Generated training faces per task.")
 @click.option("--epochs", default=2, show_default=True, help="Epochs per timing.")
-@click.option("--repeats", default=3, show_default=True, help="Timings per way, taken in turn; the median counts.")
+@click.option("--repeats", default=3, show_default=True,
+              help="Timings per way, taken in turn: images/s is their median, input_efficiency their paired mean.")
 @click.option("--task", type=click.Choice(["keypoints", "expressions", "both"]), default="both", show_default=True)
 @click.option("--recipe", type=click.Choice(list(RECIPES)), default=DEFAULT_RECIPE, show_default=True,
               help="Whose model, batch size and augmentation to time.")
@@ -120,7 +125,7 @@ def train_command(rows, epochs, repeats, task, recipe, precision, augment_on, wi
         jax = _jax_figures(tasks, rows, epochs, repeats, recipe, chosen, augment_on) if with_jax else {}
         for name in tasks:
             found = measure(name, rows, epochs, True, repeats, recipe, chosen, augment_on)
-            efficiency = found["input_path"] / found["in_memory"]
+            efficiency, low, high = interval(found["efficiencies"])
             feed = f"{found['workers']} worker(s)" if augment_on == "host" else "augmented on the device"
             line = (f"{name:<12} {found['model']:<18} batch {found['batch_size']:>3} {chosen:<7}: input path "
                     f"{found['input_path']:7.0f} img/s ({feed}), in memory "
@@ -129,7 +134,7 @@ def train_command(rows, epochs, repeats, task, recipe, precision, augment_on, wi
                 line += f", jax input path {jax[name]['input_path']:7.0f} img/s"
             click.echo(line)
             suffix = "" if chosen == "float32" else f"_{chosen}"
-            click.echo(f"input_efficiency_{name}{suffix}={efficiency:.2f}")
+            click.echo(f"input_efficiency_{name}{suffix}={efficiency:.2f}  (95% CI {low:.2f}..{high:.2f})")
             click.echo(f"images_per_second_{name}{suffix}={found['input_path']:.0f}")
 
 

@@ -12,14 +12,15 @@ pytestmark = pytest.mark.slow
 
 
 def test_train_benchmark_prints_both_ways_and_the_efficiency():
-    result = CliRunner().invoke(cli, ["train", "--task", "expressions", "--rows", "128", "--epochs", "1", "--repeats", "1",
+    result = CliRunner().invoke(cli, ["train", "--task", "expressions", "--rows", "128", "--epochs", "1", "--repeats", "2",
                                       "--precision", "both", "--no-jax"])
     assert result.exit_code == 0, result.output + repr(result.exception)
     for precision, suffix in (("float32", ""), ("mixed", "_mixed")):
         assert re.search(rf"expressions\s+compact_vgg\s+batch\s+64 {precision}\s*: input path\s+\d+ img/s "
                          r"\(\d+ worker\(s\)\), in memory\s+\d+ img/s", result.output), result.output
-        efficiency = float(re.search(rf"input_efficiency_expressions{suffix}=([0-9.]+)", result.output).group(1))
-        assert efficiency > 0
+        efficiency, low, high = map(float, re.search(rf"input_efficiency_expressions{suffix}=([0-9.]+)"
+                                                     r"  \(95% CI (-?[0-9.]+)\.\.([0-9.]+)\)", result.output).groups())
+        assert efficiency > 0 and low <= efficiency <= high
         assert float(re.search(rf"images_per_second_expressions{suffix}=([0-9.]+)", result.output).group(1)) > 0
 
 
