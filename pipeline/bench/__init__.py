@@ -32,6 +32,7 @@
 Public: `cli`, the click group of the benchmarks (`python -m pipeline.bench --help`). Never imported by
 the package: benchmarks sit above every layer.
 """
+import statistics
 import time
 
 import click
@@ -59,6 +60,17 @@ def _bench_data(task, rows, seed, as_bytes=False):
 @click.group()
 def cli():
     """Benchmarks; each prints a table of measurements."""
+
+
+def interval(samples):
+    """(mean, low, high): the mean and its 95% confidence interval (Student's t)."""
+    from scipy import stats  # this benchmark's own: `bench --help` loads none of them
+
+    mean = statistics.fmean(samples)
+    if len(samples) < 2:
+        return mean, mean, mean
+    half = stats.t.ppf(0.975, len(samples) - 1) * statistics.stdev(samples) / len(samples) ** 0.5
+    return mean, mean - half, mean + half
 
 
 def _best_ms(function, repeats):

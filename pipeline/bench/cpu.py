@@ -11,14 +11,13 @@ machine touches all of them alike, and each figure is given with a 95% confidenc
     flop_efficiency_<model> = training GFLOP/s / float32 matmul GFLOP/s
 """
 import os
-import statistics
 import time
 from pathlib import Path
 
 import click
 import numpy as np
 
-from pipeline.bench import cli
+from pipeline.bench import cli, interval
 from pipeline.core.hardware import has_bfloat16_units
 
 MODELS = {"compact_vgg": "expressions", "heatmap_keypoints": "keypoints", "densenet": "expressions"}
@@ -41,17 +40,6 @@ def cpu_description():
     except OSError:
         pass
     return model, [flag for flag in FLAGS if flag in flags], len(os.sched_getaffinity(0))
-
-
-def interval(samples):
-    """(mean, low, high): the mean and its 95% confidence interval (Student's t)."""
-    from scipy import stats  # this benchmark's own: `bench --help` loads none of them
-
-    mean = statistics.fmean(samples)
-    if len(samples) < 2:
-        return mean, mean, mean
-    half = stats.t.ppf(0.975, len(samples) - 1) * statistics.stdev(samples) / len(samples) ** 0.5
-    return mean, mean - half, mean + half
 
 
 def matmul_timer(dtype, size):

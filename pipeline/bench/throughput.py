@@ -27,8 +27,7 @@ import numpy as np
 
 from pipeline.core.recipes import DEFAULT_RECIPE, RECIPES
 
-from pipeline.bench import _bench_data, cli
-from pipeline.bench.cpu import interval
+from pipeline.bench import _bench_data, cli, interval
 
 TASKS = ("keypoints", "expressions")
 PRECISIONS = ("float32", "mixed")
