@@ -11,8 +11,8 @@
 the mean of the ratios of timings taken side by side, with its 95% confidence interval.
 With `--augment-on device` the input path feeds plain batches to the model with augmentation layers
 in front (a GPU augments them itself); (2) stays the plain model's speed.
-Every figure is the median of `repeats` timings taken in turn (input path, in memory, input path,
-...), after a warm-up epoch of each (tracing, compilation), with the recipe's model and batch size,
+Each images/s figure is the median of `repeats` timings taken in turn (input path, in memory, input
+path, ...), after a warm-up epoch of each (tracing, compilation), with the recipe's model and batch size,
 on the same generated faces. `--precision both` times float32 and mixed precision one after the other.
 """
 import json
