@@ -49,6 +49,7 @@ def test_readme_recipe_table_lists_every_recipe_with_its_settings():
             for key in ("model", "epochs", "batch_size", "optimizer", "schedule", "augment"):
                 value = {**BASE, **recipe[task]}[key]
                 assert f"{value}" in row, (name, task, key, row)
+            assert recipe[task].get("mixed_model", "") in row, (name, task, "mixed_model", row)
 
 
 def test_the_installed_console_script_is_this_command_line():

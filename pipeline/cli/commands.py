@@ -207,9 +207,20 @@ def models_command(task):
     from pipeline.models import describe  # builds every model: Keras only when asked
 
     for name, model_task, parameters, summary in describe(task):
-        in_recipes = [r for r in RECIPES if RECIPES[r][model_task]["model"] == name]
+        in_recipes = _recipes_training(name, model_task)
         used = f" (recipes: {', '.join(in_recipes)})" if in_recipes else ""
         click.echo(f"{name:<18} {model_task:<11} {parameters:>12,}  {summary}{used}")
+
+
+def _recipes_training(model, task):
+    """The recipes that train `model` for `task`: "fast", or "fast in mixed precision"."""
+    names = []
+    for name, entry in RECIPES.items():
+        if entry[task]["model"] == model:
+            names.append(name)
+        elif entry[task].get("mixed_model") == model:
+            names.append(f"{name} in mixed precision")
+    return names
 
 
 @cli.command("predict-image")

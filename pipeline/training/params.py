@@ -27,10 +27,17 @@ def auto_precision():
 def resolve(task, given, recipe_name=DEFAULT_RECIPE):
     """A run's complete parameters: `given` (None = unset) over the recipe's over BASE.
 
-    Only the parameters that matter for this task and model are kept, so they alone decide the cache.
+    A recipe's `mixed_model` takes the place of its model where the precision resolves to mixed
+    (bfloat16 units), unless the user names a model. Only the parameters that matter for this task and
+    model are kept, so they alone decide the cache.
     """
     given = {k: v for k, v in given.items() if v is not None}
     params = {**BASE, **recipe(recipe_name)[task], **given, "recipe": recipe_name}
+    if params["precision"] == "auto":
+        params["precision"] = auto_precision()
+    mixed_model = params.pop("mixed_model")
+    if mixed_model and params["precision"] == "mixed" and "model" not in given:
+        params["model"] = mixed_model
     spec = get_spec(params["model"])
     if spec.task != task:
         raise PipelineError(f"--model {params['model']} is a {spec.task} model; for {task} choose one of: "
@@ -57,8 +64,6 @@ def resolve(task, given, recipe_name=DEFAULT_RECIPE):
         raise PipelineError("--specialists trains two runs of its own: use it without --folds and --ensemble")
     if params["strategy"] == "none":
         drop.add("strategy")   # absent unless used: runs trained before it existed keep their names
-    if params["precision"] == "auto":
-        params["precision"] = auto_precision()
     if params["precision"] == "float32":
         drop.add("precision")   # absent unless mixed: float32 runs keep the names they had
     if params["augment_on"] == "host":

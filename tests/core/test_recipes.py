@@ -42,6 +42,16 @@ def test_every_recipe_sets_every_task_with_known_keys():
             resolve(task, {}, name)
 
 
+def test_a_recipes_mixed_precision_model_gives_way_to_the_users_model():
+    fast = recipes.RECIPES["fast"]["expressions"]
+    assert resolve("expressions", {"precision": "mixed"})["model"] == fast["mixed_model"] != fast["model"]
+    assert resolve("expressions", {"precision": "float32"})["model"] == fast["model"]
+    assert resolve("expressions", {"precision": "mixed", "model": "compact_vgg"})["model"] == "compact_vgg"
+    assert resolve("expressions", {"precision": "mixed"}, "best")["model"] == "densenet"   # best names none
+    assert resolve("keypoints", {"precision": "mixed"})["model"] == recipes.default("model", "keypoints")
+    assert "mixed_model" not in resolve("expressions", {"precision": "mixed"})   # the model it chose is recorded
+
+
 def test_defaults_read_the_default_recipe():
     assert recipes.default("model", "expressions") == recipes.RECIPES[recipes.DEFAULT_RECIPE]["expressions"]["model"]
     assert recipes.default("seed", "keypoints") == recipes.BASE["seed"]

@@ -205,6 +205,8 @@ def test_precision_auto_takes_bfloat16_only_where_the_cpu_has_it(monkeypatch, fl
     resolved = resolve("expressions", {})
     assert resolved.get("precision", "float32") == expected
     assert ("precision" in resolved) == (expected == "mixed")   # float32 runs keep their old names
+    # fast spends bfloat16's speed on a wider network; float32 keeps the one that fits its hour
+    assert resolved["model"] == {"mixed": "compact_vgg_wide", "float32": "compact_vgg"}[expected]
     assert resolve("expressions", {"precision": "float32"}).get("precision") is None
 
 
