@@ -25,7 +25,7 @@ import time
 import click
 import numpy as np
 
-from pipeline.core.recipes import DEFAULT_RECIPE, RECIPES
+from pipeline.core.recipes import DEFAULT_RECIPE, RECIPES, default
 
 from pipeline.bench import _bench_data, cli, interval
 
@@ -38,7 +38,9 @@ def _setup(task, rows, recipe=DEFAULT_RECIPE, precision="float32", augment_on="h
     from pipeline.training import train  # this benchmark's own: `bench --help` loads none of them
     from pipeline.training.params import resolve  # this benchmark's own: `bench --help` loads none of them
 
-    params = resolve(task, {"precision": precision, "augment_on": augment_on}, recipe)
+    # The recipe's own model in either precision (not its mixed_model), so both compare one network.
+    model = default("model", task, recipe)
+    params = resolve(task, {"model": model, "precision": precision, "augment_on": augment_on}, recipe)
     x, y = _bench_data(task, rows, seed=0, as_bytes=True)   # bytes until the batch, as run.py train
     if task == "keypoints":
         scaling = scale.KeypointScaling((0.0,) * 30, (96.0,) * 30)   # (px - 48) / 48, as _bench_data
