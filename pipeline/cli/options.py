@@ -69,8 +69,9 @@ TRAIN = options(
     click.option("--recipe", type=click.Choice(list(RECIPES)), default=DEFAULT_RECIPE,
                  help="Named training setup; every option below overrides its part. "
                       + "; ".join(f"{name}: {r['about']}" for name, r in RECIPES.items()) + "."),
-    train_option("--model", "Model (see `run.py models`); names the task when --task is not given. The fast "
-                            "recipe trains compact_vgg_wide for expressions where --precision resolves to mixed."),
+    train_option("--model", "Model (see `run.py models`); names the task when --task is not given. The "
+                            f"{DEFAULT_RECIPE} recipe trains {default('mixed_model', 'expressions')} for expressions "
+                            "where --precision resolves to mixed."),
     train_option("--epochs", "Maximum epochs.", type=int),
     train_option("--batch-size", "Batch size.", type=int),
     train_option("--optimizer", "Optimizer (sgd: Nesterov momentum 0.9)."),
