@@ -96,14 +96,24 @@ def metrics_table(task, labels, metrics, test, tta):
 # --- sections --------------------------------------------------------------------------------------
 
 def _stack(run):
-    """A stack's members and what stacking them bought, all scored out of fold on the training rows."""
-    metrics, cv = run.metrics, run.cross_validation
-    rows = [(f"member {name}", value) for name, value in metrics["members"].items()]
-    rows += [("their plain average", metrics["average"]),
-             (f"the stack ({metrics['stacker']}), {cv['folds']}-fold CV", cv["oof"])]
-    cells = "".join(f"<tr><td>{html.escape(what)}</td><td class='n'>{value:.4f}</td></tr>" for what, value in rows)
+    """A stack's members and what stacking them bought: out of fold on the training rows, and for
+    expressions on PublicTest and PrivateTest (scored, never used to choose)."""
+    metrics, cv, test = run.metrics, run.cross_validation, run.test_metrics
+    members = test.get("members", {})
+    rows = [(f"member {name}", value, members.get(name, {})) for name, value in metrics["members"].items()]
+    rows += [("their plain average", metrics["average"], test.get("average", {})),
+             (f"the stack ({metrics['stacker']}), {cv['folds']}-fold CV", cv["oof"], test)]
+    columns = [(usage, key) for usage, key in (("PublicTest", "public_test_accuracy"),
+                                               ("PrivateTest", "private_test_accuracy")) if key in test]
+    header = "".join(f"<th>{usage}</th>" for usage, _ in columns)
+    cells = "".join(f"<tr><td>{html.escape(what)}</td><td class='n'>{value:.4f}</td>"
+                    + "".join(f"<td class='n'>{scores[key]:.4f}</td>" if key in scores else "<td></td>"
+                              for _, key in columns) + "</tr>"
+                    for what, value, scores in rows)
+    tests = ", and the test scores beside them" if columns else ""
     return ("Stack", "<p>Out-of-fold scores on the training rows (each prediction by a model that did not "
-                     f"train on the row).</p><table><tr><th>what</th><th>{html.escape(cv['metric'])}</th></tr>"
+                     f"train on the row){tests}.</p>"
+                     f"<table><tr><th>what</th><th>{html.escape(cv['metric'])}, out of fold</th>{header}</tr>"
                      f"{cells}</table>")
 
 

@@ -11,8 +11,9 @@ joblib as scikit-learn documents) is then applied to the members' test predictio
 
 The stack's folder, data/runs/<slug>/stack-<hash>/, is a run like the others: stack.json (its
 members and stacker), predictor.json, params.json, metrics.json, cv.json and oof.npz (its own
-cross-validated predictions), predictions.npz and test_metrics.json, so that `submission`, `runs`
-and `report` read it as any run.
+cross-validated predictions), predictions.npz and test_metrics.json (for expressions with the test
+scores of each member and of their plain average beside its own), so that `submission`, `runs` and
+`report` read it as any run.
 """
 import joblib
 import numpy as np
@@ -152,7 +153,10 @@ def run(competition, processed, members, stack_dir):
     else:
         probabilities = predicted.astype(np.float32)
         save_arrays(stack_dir / PREDICTIONS, probabilities=probabilities, labels=probabilities.argmax(1))
+        average_test = np.mean(np.split(test, len(members), axis=1), axis=0)
         write_json(stack_dir / TEST_METRICS, {**expression_test_metrics(probabilities.argmax(1), data),
+                                              "average": expression_test_metrics(average_test.argmax(1), data),
+                                              "members": {member.name: member.test_metrics for member in members},
                                               "classes": list(members[0].classes), "tta": "none"})
     write_json(stack_dir / STACK, {"members": [member.name for member in members], "stacker": type(stacker).__name__})
     write_json(stack_dir / PREDICTOR, members[0].predictor)

@@ -43,7 +43,7 @@ def latest(root):
 
 
 @pytest.mark.slow   # trains two cross-validated runs
-def test_a_stack_of_two_cross_validated_runs_submits_and_its_stacker_reloads_in_a_fresh_process(tmp_path):
+def test_a_stack_of_two_cross_validated_runs_submits_and_its_stacker_reloads_in_a_fresh_process(tmp_path, monkeypatch):
     quick = ["--task", "expressions", "--epochs", "1", "--batch-size", "16"]
     invoke(tmp_path, "all", *quick, "--sample-size", "0.15", "--folds", "2")
     first = latest(tmp_path)
@@ -58,6 +58,7 @@ def test_a_stack_of_two_cross_validated_runs_submits_and_its_stacker_reloads_in_
     assert metrics["members"][first.name] == pytest.approx(first.cross_validation["oof"])
     assert stacked.score() == metrics["val_accuracy"] and "private_test_accuracy" in stacked.test_metrics
     assert stacked.cross_validation["folds"] == 2
+    assert stacked.test_metrics["members"][second.name] == second.test_metrics
 
     invoke(tmp_path, "submission", "--task", "expressions")
     lines = (tmp_path / "submissions" / f"{EXPRESSIONS.slug}-{stacked.name}.csv").read_text().splitlines()
@@ -65,7 +66,7 @@ def test_a_stack_of_two_cross_validated_runs_submits_and_its_stacker_reloads_in_
     assert "stack of 2, LogisticRegression" in invoke(tmp_path, "runs", "--task", "expressions")
     invoke(tmp_path, "report", "--task", "expressions")
     page = (tmp_path / "reports" / EXPRESSIONS.slug / stacked.name / "index.html").read_text()
-    assert f"member {first.name}" in page and "their plain average" in page
+    assert f"member {first.name}" in page and "their plain average" in page and "<th>PrivateTest</th>" in page
 
     script = ("import sys, joblib, numpy as np\n"
               "from pipeline.inference.rundir import RunDir\n"
@@ -87,3 +88,12 @@ def test_a_stack_of_two_cross_validated_runs_submits_and_its_stacker_reloads_in_
     three = latest(tmp_path).name
     refused = invoke(tmp_path, "stack", "--task", "expressions", "--runs", f"{first.name},{three}", code=1)
     assert "different folds" in refused and refused.count("\n") == 1
+
+    # the second member made always right on the test rows (as read by the stack): so is the plain average
+    labels = np.load(tmp_path / "data" / "processed" / EXPRESSIONS.slug / "arrays.npz")["test_labels"].clip(0)
+    read = RunDir.predictions
+    monkeypatch.setattr(RunDir, "predictions", lambda run: {"probabilities": np.eye(7)[labels], "labels": labels}
+                        if run.path == second.path else read(run))
+    invoke(tmp_path, "stack", "--task", "expressions", "--runs", f"{first.name},{second.name}", "--force")
+    test = latest(tmp_path).test_metrics
+    assert test["average"]["private_test_accuracy"] == 1.0 > test["members"][first.name]["private_test_accuracy"]
