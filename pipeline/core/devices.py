@@ -41,9 +41,9 @@ def jit_compile():
 
 def input_workers():
     """Threads that draw augmented training batches ahead of the model. On a GPU the CPU's
-    augmentation is what the model waits for (numpy's array operations release the GIL, so threads
-    add up: 1.5x on 2 threads): on an H200 with 16 cores, 8 threads fed 12,900 faces/s of 48x48
-    (with an OpenCV warp since reverted), 40% of what the GPU took from pre-augmented arrays.
+    augmentation is what the model waits for (OpenCV's warp and numpy's array operations release
+    the GIL, so threads add up: 1.5x on 2 threads): on an H200 with 16 cores, 8 threads fed 12,900
+    faces/s of 48x48 (with the OpenCV warp), 40% of what the GPU took from pre-augmented arrays.
 
     On the CPU, 2 threads, although one keeps up with the model: with 1, Keras feeds the batches
     through tf.data with autotuning on, whose iterator then takes about 2 s to close at the end of
