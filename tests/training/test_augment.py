@@ -132,8 +132,8 @@ def test_rotation_and_zoom_sample_bilinearly_about_the_centre():
 
 @pytest.mark.parametrize("channels", [1, 3, 6])
 def test_every_channel_moves_with_the_same_map(channels):
-    """Each channel is warped as the one-channel image would be (OpenCV drops a trailing axis of 1
-    and takes at most 4 channels at a time in some builds: both must come out right)."""
+    """Each channel is warped as it would be alone (OpenCV drops a trailing channel axis of 1, and
+    takes several channels in one call): the shape, and every channel, come out right."""
     rng = np.random.default_rng(channels)
     images = rng.random((3, 20, 24, channels), dtype=np.float32)
     angles = np.radians([-20.0, 5.0, 15.0])
