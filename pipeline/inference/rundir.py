@@ -114,10 +114,10 @@ class RunDir:
     def finished(self):
         return datetime.datetime.fromtimestamp((self.path / layout.METRICS).stat().st_mtime)
 
-    def score(self):
-        """The validation score under the run's own test-time augmentation."""
+    def score(self, tta=None):
+        """The validation score under `tta`, by default the run's own test-time augmentation."""
         metric = VALIDATION_METRIC[self.task][0]
-        tta = self.tta
+        tta = tta or self.tta
         return self.metrics.get(metric if tta == "none" else f"{metric}_{tta}", self.metrics[metric])
 
     # --- its models and outputs ------------------------------------------------------------------

@@ -36,6 +36,9 @@ _per_thread = threading.local()
 # batches of the smallest size that holds them, else of the largest. A photo's face and its mirror
 # fill one batch of 8; video's 16 frames of a face and their mirrors one of 32.
 BATCH_SIZES = (8, 32)
+# Faces from photographs, video and requests get at most the image and its mirror. A run's ten-view
+# "multi" TTA (the fast keypoints submission's) would cost five times the model passes for about 0.02 px.
+LIVE_TTA = "flip"
 
 
 # --- geometry: pure functions on boxes and points ------------------------------------------------
@@ -116,10 +119,16 @@ class OneCallPerBatch:
                                for start in range(0, len(images), batch_size)])
 
 
+def live_tta(run):
+    """The test-time augmentation faces get from a run (a RunDir): its recipe's, or LIVE_TTA where that
+    has more views."""
+    return run.tta if len(TTA_VIEWS[run.tta]) <= len(TTA_VIEWS[LIVE_TTA]) else LIVE_TTA
+
+
 def load_predictor(run):
-    """The Predictor of a run (a RunDir: one run or an ensemble), with its recipe's test-time augmentation."""
+    """The Predictor of a run (a RunDir: one run or an ensemble), with its live test-time augmentation."""
     return Predictor(run.task, run.name, int(run.input_shape[0]), [OneCallPerBatch(m) for m in run.load_models()],
-                     run.tta, run.scaling, run.classes)
+                     live_tta(run), run.scaling, run.classes)
 
 
 # --- finding, answering, drawing --------------------------------------------------------------

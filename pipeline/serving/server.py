@@ -36,7 +36,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from pipeline.core.competitions import VALIDATION_METRIC
 from pipeline.core.errors import PipelineError
-from pipeline.serving.faces import answer_faces, find_faces
+from pipeline.serving.faces import answer_faces, find_faces, live_tta
 from pipeline.serving.photos import describe_photo
 from pipeline.serving.uploads import MAX_BYTES, MAX_IMAGES, MAX_PIXELS, UploadError, decode_image
 
@@ -46,10 +46,10 @@ MAX_JOBS = 64   # requests answered by one model call at most
 
 
 def run_summary(run):
-    """What /health says of a loaded run (a RunDir)."""
-    metric = VALIDATION_METRIC[run.task][0]
-    return {"task": run.task, "run": run.name, "model": run.params.get("model"), "tta": run.tta,
-            "metric": metric, "validation_score": run.score()}
+    """What /health says of a loaded run (a RunDir): its validation score under the TTA it serves with."""
+    metric, tta = VALIDATION_METRIC[run.task][0], live_tta(run)
+    return {"task": run.task, "run": run.name, "model": run.params.get("model"), "tta": tta,
+            "metric": metric, "validation_score": run.score(tta)}
 
 
 class Batcher:

@@ -130,3 +130,25 @@ def spread_out_stand_ins():
                                          scaling=KeypointScaling((0.0,) * 30, (96.0,) * 30)),
             "expressions": faces.Predictor("expressions", "ex-run", 48, [Constant([0.2, 0.7, 0.1])], "none",
                                            classes=("Angry", "Happy", "Neutral"))}
+
+
+class StandInRun:
+    """What live_tta and server.run_summary read of a RunDir: its TTA and a score under each."""
+    task, name, params = "keypoints", "kp-run", {"model": "heatmap_keypoints"}
+
+    def __init__(self, tta):
+        self.tta = tta
+
+    def score(self, tta=None):
+        return {"none": 1.3, "flip": 1.2, "multi": 1.1}[tta or self.tta]
+
+
+@pytest.mark.parametrize("own, live", [("none", "none"), ("flip", "flip"), ("multi", "flip")])
+def test_faces_get_the_runs_tta_up_to_the_image_and_its_mirror(own, live):
+    assert faces.live_tta(StandInRun(own)) == live
+
+
+def test_health_gives_the_score_under_the_tta_the_server_uses():
+    from pipeline.serving import server
+    summary = server.run_summary(StandInRun("multi"))
+    assert (summary["tta"], summary["validation_score"]) == ("flip", 1.2)
