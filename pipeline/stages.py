@@ -55,16 +55,19 @@ def competitions_for(task, model=None):
     return tasks_for(task)
 
 
-def scores_line(competition, metrics, written):
-    """What `run.py all` says at the end of a competition: the validation score and the submission."""
-    if competition.task == "keypoints":
-        score = (f"validation RMSE {metrics['val_rmse']:.3f} px, {metrics['val_rmse_flip']:.3f} px with flip TTA "
-                 f"(predicting the mean: {metrics['baseline_rmse']:.3f} px)")
+def scores_line(competition, metrics, tta, written):
+    """What `run.py all` says at the end of a competition: the validation score, also under the
+    test-time augmentation `tta` the submission was predicted with, and the submission."""
+    keypoints = competition.task == "keypoints"
+    metric, unit = ("val_rmse", " px") if keypoints else ("val_accuracy", "")
+    score = f"validation {'RMSE' if keypoints else 'accuracy'} {metrics[metric]:.3f}{unit}"
+    if tta != "none":
+        score += f", {metrics[f'{metric}_{tta}']:.3f}{unit} with {tta} TTA"
+    if keypoints:
+        score += f" (predicting the mean: {metrics['baseline_rmse']:.3f} px)"
     else:
-        score = (f"validation accuracy {metrics['val_accuracy']:.3f}, {metrics['val_accuracy_flip']:.3f} with flip TTA "
-                 f"(majority class: {metrics['majority_accuracy']:.3f})")
+        score += f" (majority class: {metrics['majority_accuracy']:.3f})"
     if "cv_mean" in metrics:
-        unit = " px" if competition.task == "keypoints" else ""
         score = f"{metrics['folds']}-fold CV {metrics['cv_mean']:.3f} ± {metrics['cv_std']:.3f}{unit}; " + score
     return f"{competition.task}: {score}; submission {written['file']}"
 
@@ -324,9 +327,9 @@ class Pipeline:
             said(self.clean(competition, dropna=dropna, labels=labels, skip_bad_rows=skip_bad_rows))
             said(self.scale(competition, keypoint_range=keypoint_range))
             trained = said(self.train(competition, seed=seed, resume=resume, **train_options))
-            said(self.predict(competition, tta=tta))
+            predicted = said(self.predict(competition, tta=tta))
             written = said(self.submission(competition))
-            self.echo(scores_line(competition, trained.summary, written.summary))
+            self.echo(scores_line(competition, trained.summary, predicted.summary["tta"], written.summary))
             if upload:
                 self.upload(competition, Path(written.summary["file"]), message)
         self.echo(f"done in {time.perf_counter() - started:.1f}s")

@@ -7,7 +7,7 @@ import pytest
 from pipeline.data import clean, sample
 from pipeline.core.competitions import EXPRESSIONS, KEYPOINTS
 from pipeline.core.errors import MissingInputError
-from pipeline.stages import Pipeline
+from pipeline.stages import Pipeline, scores_line
 from pipeline.core import layout
 
 TINY = sample.SampleSizes(keypoints_train=20, keypoints_test=4)
@@ -81,3 +81,12 @@ def test_runs_are_chosen_by_name_latest_or_best(tmp_path):
     assert chain.run_dir(EXPRESSIONS, "vgg-aaaa").name == "vgg-aaaa"
     with pytest.raises(MissingInputError, match="trained model for run nope"):
         chain.run_dir(EXPRESSIONS, "nope")
+
+
+@pytest.mark.parametrize("tta, says", [("multi", "1.200 px, 1.100 px with multi TTA"), ("flip", "1.200 px, 1.150 px with flip TTA"),
+                                       ("none", "1.200 px (predicting")])
+def test_the_closing_line_scores_the_run_under_the_tta_its_submission_was_predicted_with(tta, says):
+    metrics = {"val_rmse": 1.2, "val_rmse_flip": 1.15, "val_rmse_multi": 1.1, "baseline_rmse": 6.6}
+    line = scores_line(KEYPOINTS, metrics, tta, {"file": "s.csv"})
+    assert says in line and line.endswith("submission s.csv")
+    assert "TTA" not in line if tta == "none" else line.count("TTA") == 1
