@@ -61,7 +61,7 @@ def scores_line(competition, metrics, tta, written):
     keypoints = competition.task == "keypoints"
     metric, unit = ("val_rmse", " px") if keypoints else ("val_accuracy", "")
     score = f"validation {'RMSE' if keypoints else 'accuracy'} {metrics[metric]:.3f}{unit}"
-    if tta != "none":
+    if f"{metric}_{tta}" in metrics:   # absent for "none", and from runs made before the TTA existed
         score += f", {metrics[f'{metric}_{tta}']:.3f}{unit} with {tta} TTA"
     if keypoints:
         score += f" (predicting the mean: {metrics['baseline_rmse']:.3f} px)"
