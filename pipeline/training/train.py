@@ -49,6 +49,7 @@ def run(competition, processed, run_dir, params, echo=print, resume_training=Fal
         if restored:
             model, state = restored
             model.jit_compile = devices.jit_compile()
+            model.steps_per_execution = devices.steps_per_execution()
             batches.set_epoch(state["epoch"])   # the same order and draws as an unbroken run
             echo(f"resuming {run_dir.name} after epoch {state['epoch']}")
         else:
@@ -126,7 +127,8 @@ def _compiled_model(task, data, params, steps_per_epoch):
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=params["label_smoothing"])
         metrics = ["accuracy"]
     model.compile(optimizer=optimizers.make_optimizer(params["optimizer"], rate, params["weight_decay"]),
-                  loss=loss, metrics=metrics, jit_compile=devices.jit_compile())
+                  loss=loss, metrics=metrics, jit_compile=devices.jit_compile(),
+                  steps_per_execution=devices.steps_per_execution())
     return model
 
 

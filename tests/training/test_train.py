@@ -102,6 +102,37 @@ def test_worker_threads_train_the_same_model_as_one_thread(monkeypatch):
         np.testing.assert_allclose(one, threaded, rtol=1e-6, atol=1e-7)
 
 
+def test_several_steps_per_call_train_every_batch_and_the_same_model_as_one(monkeypatch):
+    """On the CPU with TensorFlow a compiled call runs several training steps: an epoch whose batch
+    count is no multiple of them still trains on every batch, in the same order, to the same weights."""
+    keras = pytest.importorskip("keras")
+    from pipeline.core import devices
+    from pipeline.bench import _bench_data
+
+    chosen = devices.steps_per_execution()
+    if keras.config.backend() == "tensorflow" and not devices.has_gpu():
+        assert chosen > 1
+    x, labels = _bench_data("expressions", 176, seed=2)   # 11 batches of 16
+    one_hot = np.eye(7, dtype=np.float32)[labels]
+    data = splits.TrainingData(x, one_hot, x[:16], one_hot[:16], labels, labels[:16], classes=tuple(range(7)))
+    params = {"model": "lenet7", "augment": "standard", "class_weight": "none", "batch_size": 16, "seed": 0,
+              "epochs": 2, "optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "schedule": "cosine",
+              "warmup_epochs": 1, "label_smoothing": 0.0}
+    weights = {}
+    for steps in sorted({1, chosen, 3}):
+        monkeypatch.setattr(devices, "steps_per_execution", lambda: steps)
+        keras.utils.set_random_seed(0)
+        batches = train._batches("expressions", data, params)
+        model = train._compiled_model("expressions", data, params, steps_per_epoch=len(batches))
+        assert model.steps_per_execution == steps
+        train._fit(distribute.Placement(contextlib.nullcontext()), model, batches, params, [], 0, verbose=0)
+        assert int(model.optimizer.iterations) == 2 * len(batches) == 22
+        weights[steps] = model.get_weights()
+    for steps, trained in weights.items():
+        for one, several in zip(weights[1], trained):
+            np.testing.assert_allclose(one, several, rtol=1e-5, atol=1e-6, err_msg=f"{steps} steps a call")
+
+
 def test_the_cpu_feeds_through_keras_queue_with_tf_data_autotuning_off():
     keras = pytest.importorskip("keras")
     from pipeline.core import devices
