@@ -22,8 +22,11 @@ from pipeline.core.hardware import has_bfloat16_units
 
 MODELS = {"compact_vgg": "expressions", "heatmap_keypoints": "keypoints", "densenet": "expressions"}
 RECIPE = {"compact_vgg": "fast", "heatmap_keypoints": "fast", "densenet": "best"}   # whose batch size and augmentation
-# Training steps a timing takes: a few seconds each on 2 cores (densenet's step is ~20x compact_vgg's).
-STEPS = {"compact_vgg": 24, "heatmap_keypoints": 24, "densenet": 3}
+# Training steps a timing takes (one fit of one epoch): a few seconds each on 2 cores. Each fit pays
+# a start-up (the feed's threads, a new iterator) that a real epoch (176 steps for keypoints, 449 for
+# FER2013) pays once; 24-step timings charged compact_vgg 14% for it (1,939 against 2,258 img/s
+# mixed with 96 steps on the Xeon), heatmap_keypoints 4%. densenet's step is ~20x compact_vgg's.
+STEPS = {"compact_vgg": 96, "heatmap_keypoints": 96, "densenet": 6}
 FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")
 
 
@@ -104,7 +107,7 @@ def training_timer(name, precision, steps):
 @click.option("--repeats", default=5, show_default=True, help="Timings of each measurement, taken in turn.")
 @click.option("--models", default=",".join(MODELS), show_default=True, help="Comma-separated default models to time.")
 @click.option("--steps", type=float, default=1.0, show_default=True,
-              help="Scale each timing's training steps (compact_vgg and heatmap_keypoints 24, densenet 3).")
+              help="Scale each timing's training steps (compact_vgg and heatmap_keypoints 96, densenet 6).")
 @click.option("--matmul-size", default=2048, show_default=True, help="Side of the timed matrix product.")
 @click.option("--precision", type=click.Choice(["float32", "mixed", "both"]), default="both", show_default=True,
               help="Training precision(s) to time; mixed only where the CPU has bfloat16 units.")

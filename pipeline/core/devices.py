@@ -44,8 +44,8 @@ def steps_per_execution():
     also pays for pulling a batch out of Keras's queue through tf.data's generator, and a loop of
     8 steps in one graph lets the feed overlap with the convolutions. Measured on 2 cores (Intel
     Xeon with AMX, `run.py train`'s input path, median of 3 interleaved epochs): heatmap_keypoints
-    mixed 562 -> 599 img/s, compact_vgg mixed 2,183 -> 2,347, float32 1-2% (455 -> 451, 1,295 ->
-    1,315); from in-memory tf.data the same (644 -> 641), so what it saves is the feed's. The
+    mixed 562 -> 599 img/s, compact_vgg mixed 2,183 -> 2,347; float32 within the noise (455 -> 451,
+    1,295 -> 1,315). From in-memory tf.data no change (644 -> 641): what it saves is the feed's. The
     arithmetic and the order of the steps are unchanged. 1 elsewhere: unmeasured there, and JAX
     would unroll the 8 steps into one compilation."""
     return 8 if keras.config.backend() == "tensorflow" and not has_gpu() else 1

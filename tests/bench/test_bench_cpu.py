@@ -10,7 +10,7 @@ from pipeline.bench import cli, cpu  # noqa: E402
 
 
 def test_it_prints_the_limit_the_flops_and_the_efficiency_of_each_model():
-    result = CliRunner().invoke(cli, ["cpu", "--repeats", "2", "--models", "compact_vgg", "--steps", "0.1",
+    result = CliRunner().invoke(cli, ["cpu", "--repeats", "2", "--models", "compact_vgg", "--steps", "0.03",
                                       "--matmul-size", "64", "--precision", "float32"])
     assert result.exit_code == 0, result.output + repr(result.exception)
     figures = dict(re.findall(r"^(\w+)=(\S+)", result.output, flags=re.M))
