@@ -39,7 +39,7 @@ def jit_compile():
     return "auto" if has_gpu() else False
 
 
-def steps_per_execution():
+def steps_per_execution(strategy="none"):
     """Training steps per call into the compiled step: 8 for TensorFlow on the CPU, where each call
     also pays for pulling a batch out of Keras's queue through tf.data's generator, and a loop of
     8 steps in one graph lets the feed overlap with the convolutions. Measured on 2 cores (Intel
@@ -47,8 +47,10 @@ def steps_per_execution():
     mixed 562 -> 599 img/s, compact_vgg mixed 2,183 -> 2,347; float32 within the noise (455 -> 451,
     1,295 -> 1,315). From in-memory tf.data no change (644 -> 641): what it saves is the feed's. The
     arithmetic and the order of the steps are unchanged. 1 elsewhere: unmeasured there, and JAX
-    would unroll the 8 steps into one compilation."""
-    return 8 if keras.config.backend() == "tensorflow" and not has_gpu() else 1
+    would unroll the 8 steps into one compilation. 1 under a distribution `strategy` too: Keras
+    3.15's loop of several steps fails under MirroredStrategy ("You must feed a value for
+    placeholder tensor"), and multiworker runs its own loop (training/distribute.py)."""
+    return 8 if keras.config.backend() == "tensorflow" and not has_gpu() and strategy == "none" else 1
 
 
 def input_workers():

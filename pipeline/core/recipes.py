@@ -45,8 +45,9 @@ RECIPES = {
     "fast": {
         "about": "the best found for 2 CPU cores within an hour of training (the default); for expressions "
                  "compact_vgg_wide where the CPU has bfloat16 units",
-        # 110 epochs and ten-view TTA: 1.34 px on the real-face replica in 19 min against 70 epochs'
-        # 1.43 px with flip in 11 (Intel Xeon with AMX, 2 cores; docs/results.md).
+        # 110 epochs and ten-view TTA: 1.34-1.36 px (two seeds) on the real-face replica in 19-20 min
+        # against 70 epochs' 1.43 px with flip in 11 (Intel Xeon with AMX, 2 cores; docs/results.md).
+        # Batch 64 with twice the rate trains 17% faster but lost 0.010 and 0.017 px on two seeds.
         "keypoints": {"model": "heatmap_keypoints", "epochs": 110, "batch_size": 32, "schedule": "cosine",
                       "warmup_epochs": 2, "patience": 110, "tta": "multi"},
         # Where the CPU computes in bfloat16 (--precision auto: mixed), four times compact_vgg's

@@ -49,7 +49,7 @@ def run(competition, processed, run_dir, params, echo=print, resume_training=Fal
         if restored:
             model, state = restored
             model.jit_compile = devices.jit_compile()
-            model.steps_per_execution = devices.steps_per_execution()
+            model.steps_per_execution = devices.steps_per_execution(params.get("strategy", "none"))
             batches.set_epoch(state["epoch"])   # the same order and draws as an unbroken run
             echo(f"resuming {run_dir.name} after epoch {state['epoch']}")
         else:
@@ -128,7 +128,7 @@ def _compiled_model(task, data, params, steps_per_epoch):
         metrics = ["accuracy"]
     model.compile(optimizer=optimizers.make_optimizer(params["optimizer"], rate, params["weight_decay"]),
                   loss=loss, metrics=metrics, jit_compile=devices.jit_compile(),
-                  steps_per_execution=devices.steps_per_execution())
+                  steps_per_execution=devices.steps_per_execution(params.get("strategy", "none")))
     return model
 
 

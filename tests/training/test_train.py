@@ -112,6 +112,7 @@ def test_several_steps_per_call_train_every_batch_and_the_same_model_as_one(monk
     chosen = devices.steps_per_execution()
     if keras.config.backend() == "tensorflow" and not devices.has_gpu():
         assert chosen > 1
+    assert devices.steps_per_execution("mirrored") == devices.steps_per_execution("multiworker") == 1
     x, labels = _bench_data("expressions", 176, seed=2)   # 11 batches of 16
     one_hot = np.eye(7, dtype=np.float32)[labels]
     data = splits.TrainingData(x, one_hot, x[:16], one_hot[:16], labels, labels[:16], classes=tuple(range(7)))
@@ -120,7 +121,7 @@ def test_several_steps_per_call_train_every_batch_and_the_same_model_as_one(monk
               "warmup_epochs": 1, "label_smoothing": 0.0}
     weights = {}
     for steps in sorted({1, chosen, 3}):
-        monkeypatch.setattr(devices, "steps_per_execution", lambda: steps)
+        monkeypatch.setattr(devices, "steps_per_execution", lambda strategy="none": steps)
         keras.utils.set_random_seed(0)
         batches = train._batches("expressions", data, params)
         model = train._compiled_model("expressions", data, params, steps_per_epoch=len(batches))
