@@ -41,8 +41,8 @@ def jit_compile():
 
 def steps_per_execution(strategy="none"):
     """Training steps per call into the compiled step: 8 for TensorFlow on the CPU, where each call
-    also pays for pulling a batch out of Keras's queue through tf.data's generator, and a loop of
-    8 steps in one graph lets the feed overlap with the convolutions. Measured on 2 cores (Intel
+    also goes through Keras's epoch loop and pulls its batch out of Keras's queue through tf.data's
+    generator; a call of 8 steps pays that once, in a graph's own loop. Measured on 2 cores (Intel
     Xeon with AMX, `run.py train`'s input path, median of 3 interleaved epochs): heatmap_keypoints
     mixed 562 -> 599 img/s, compact_vgg mixed 2,183 -> 2,347; float32 within the noise (455 -> 451,
     1,295 -> 1,315). From in-memory tf.data no change (644 -> 641): what it saves is the feed's. The
