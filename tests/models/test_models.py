@@ -149,6 +149,31 @@ def test_float32_copy_of_a_mixed_precision_model_computes_in_float32_with_its_we
     np.testing.assert_allclose(outputs, mixed.predict(images, verbose=0).astype(np.float32), atol=0.05)
 
 
+def test_heatmap_upsampling_under_mixed_precision_gives_keras_numbers_without_its_clip():
+    """The decoder upsamples in float32 (heatmap_keypoints.py says why): the join gets the numbers Keras's
+    bfloat16 resize gives, and the TensorFlow graph has none of the saturate-cast's Minimum/Maximum ops."""
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = build_model("heatmap_keypoints", INPUT_SHAPES["keypoints"], 30)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    upsampling = [layer for layer in model.layers if isinstance(layer, keras.layers.UpSampling2D)]
+    assert len(upsampling) == 3 and {layer.compute_dtype for layer in upsampling} == {"float32"}
+    maps = keras.ops.cast(np.random.default_rng(0).normal(size=(2, 6, 6, 8)) * 100, "bfloat16")
+    ours = keras.ops.cast(upsampling[0](maps), "bfloat16")   # as the join casts it
+    theirs = keras.ops.image.resize(maps, (12, 12), interpolation="bilinear")
+    assert theirs.dtype == "bfloat16"
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours).astype(np.float32),
+                                  keras.ops.convert_to_numpy(theirs).astype(np.float32))
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        forward = tf.function(lambda x: model(x, training=True))
+        graph = forward.get_concrete_function(tf.TensorSpec((2, 96, 96, 1), tf.float32)).graph
+        clips = [op.name for op in graph.get_operations() if op.type in ("Minimum", "Maximum")]
+        assert clips == []
+
+
 @pytest.mark.slow
 def test_model_code_runs_under_jax():
     # Model code uses only keras.layers / keras.ops, so one train step must also work under JAX.
