@@ -4,6 +4,7 @@ import numpy as np
 from sklearn.utils.class_weight import compute_class_weight
 
 from pipeline.core.errors import PipelineError
+from pipeline.models import adam
 from pipeline.models.schedules import cosine_with_warmup
 
 
@@ -14,9 +15,9 @@ def make_optimizer(name, learning_rate, weight_decay=0.0):
         # Plain SGD barely moves these nets from scratch; Nesterov momentum is the usual recipe.
         return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True, weight_decay=decay)
     if name == "adamw":
-        return keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
+        return adam.AdamW(learning_rate, weight_decay=weight_decay)
     if name in ("adam", "adamax"):
-        return {"adam": keras.optimizers.Adam, "adamax": keras.optimizers.Adamax}[name](learning_rate, weight_decay=decay)
+        return {"adam": adam.Adam, "adamax": keras.optimizers.Adamax}[name](learning_rate, weight_decay=decay)
     raise PipelineError(f"unknown optimizer {name!r}; choose one of: adam, adamw, adamax, sgd")
 
 
