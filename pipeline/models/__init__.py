@@ -10,7 +10,7 @@ Importing this package is cheap: a family's module (and with it Keras) is import
 of its models is built, so the command line can list names and defaults without loading TensorFlow.
 
 Public: MODELS, get_spec, models_for, build_model, load_model (with the custom layers, losses and
-schedules a saved model refers to: layers.py, losses.py, schedules.py; adam.py, the fused Adam), float32_copy, describe,
+schedules a saved model refers to: layers.py, losses.py, schedules.py; adam.py, conv.py), float32_copy, describe,
 INPUT_SHAPES.
 """
 import importlib
@@ -116,7 +116,7 @@ def load_model(path, compile=True):
     # Keras, here and in describe: this package's names must list without loading TensorFlow.
     import keras
 
-    from pipeline.models import adam, batchnorm, layers, losses, schedules  # noqa: F401  importing them registers them
+    from pipeline.models import adam, batchnorm, conv, layers, losses, schedules  # noqa: F401  importing them registers them
 
     return keras.saving.load_model(path, compile=compile)
 

@@ -11,6 +11,7 @@ import keras
 from keras import layers
 
 from pipeline.models.batchnorm import FusedBatchNormalization
+from pipeline.models.conv import Conv2D
 from pipeline.models.layers import CoordinateChannels, strided_pointwise
 
 # 96x96x1 input, 30 outputs, default widths, counted by hand (BN counts 4 weights per channel):
@@ -28,8 +29,7 @@ BN_MOMENTUM = 0.9
 
 
 def conv_bn(x, filters, kernel, strides, name, activation=True):
-    x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False,
-                      name=f"{name}_conv")(x)
+    x = Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)   # conv.py
     x = FusedBatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return layers.Activation("relu", name=f"{name}_relu")(x) if activation else x
 
