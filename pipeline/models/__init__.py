@@ -112,11 +112,13 @@ def build_model(name, input_shape, n_outputs, **options):
 
 
 def load_model(path, compile=True):
-    """A saved model.keras, with the custom layers, losses, schedules and optimizers it may refer to registered first."""
+    """A saved model.keras, with the custom layers, losses, schedules and optimizers it may refer to
+    registered first."""
     # Keras, here and in describe: this package's names must list without loading TensorFlow.
     import keras
 
-    from pipeline.models import adam, batchnorm, conv, layers, losses, schedules  # noqa: F401  importing them registers them
+    # importing them registers them
+    from pipeline.models import adam, batchnorm, conv, layers, losses, schedules  # noqa: F401
 
     return keras.saving.load_model(path, compile=compile)
 

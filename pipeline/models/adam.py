@@ -1,19 +1,20 @@
 """Adam and AdamW through TensorFlow's fused kernel, Keras's own optimizers on every other backend.
 
 Keras 3 updates each variable in about eight separate operations (two moment updates, the square,
-the square root, the division, three variable writes), each a pass over the variable and a node
-for TensorFlow's executor to schedule: for heatmap_keypoints, whose 100 variables are small, about
-255 operations a step. TensorFlow's ResourceApplyAdam does the same arithmetic in one:
+the square root, the division, three variable writes), each a pass over the variable and a node for
+TensorFlow's executor to schedule: for heatmap_keypoints, whose 52 variables are small, about 255
+operations a step (TensorFlow's profiler). TensorFlow's ResourceApplyAdam does the same arithmetic
+in one:
 
     m += (g - m)(1 - beta_1);  v += (g^2 - v)(1 - beta_2)
     w -= lr sqrt(1 - beta_2^t) / (1 - beta_1^t) * m / (sqrt(v) + epsilon)
 
-(Keras's formula, epsilon outside the square root); after five steps the weights agree with Keras's
-Adam to float32 rounding (one unit in the last place). On 2 cores (Intel Xeon with AMX, mixed
-bfloat16, batch 32, median of 4 interleaved epochs from memory) heatmap_keypoints trained at 716
-against 664 images/s. Weight decay (AdamW's, or Adam's `weight_decay`) is applied by Keras before
-the update, as for its own classes. AMSGrad, sparse gradients and distribution strategies take
-Keras's path.
+(Keras's formula, epsilon outside the square root); after six steps the weights agree with Keras's
+Adam to float32 rounding (a few units in the last place; tests/models/test_adam.py). On 2 cores
+(Intel Xeon with AMX, mixed bfloat16, batch 32, median of 4 interleaved epochs from memory)
+heatmap_keypoints trained at 716 against 664 images/s. Weight decay (AdamW's, or Adam's
+`weight_decay`) is applied by Keras before the update, as for its own classes. AMSGrad, sparse
+gradients and distribution strategies take Keras's path.
 """
 import keras
 from keras import ops

@@ -30,7 +30,7 @@ class Conv2D(keras.layers.Conv2D):
 
 
 def _conv_with_patch_gradient(inputs, kernel, strides, padding):
-    import tensorflow as tf  # a custom gradient of TensorFlow's kernels is the point; other backends returned above
+    import tensorflow as tf  # a custom gradient of TensorFlow's kernels is the point (only called under it)
 
     strides = [1, *strides, 1]
 
@@ -39,7 +39,8 @@ def _conv_with_patch_gradient(inputs, kernel, strides, padding):
         def gradient(dy):
             dx = tf.compat.v1.nn.conv2d_backprop_input(tf.shape(x), w, dy, strides, padding)
             kh, kw, c_in, c_out = w.shape
-            patches = tf.image.extract_patches(x, [1, kh, kw, 1], strides, [1, 1, 1, 1], padding)  # (kh, kw, c_in) per position
+            # one row per output position, laid out (kh, kw, c_in) as the kernel is
+            patches = tf.image.extract_patches(x, [1, kh, kw, 1], strides, [1, 1, 1, 1], padding)
             dw = tf.matmul(tf.reshape(patches, (-1, kh * kw * c_in)), tf.reshape(dy, (-1, c_out)), transpose_a=True)
             return dx, tf.reshape(dw, w.shape)
         return tf.nn.conv2d(x, w, strides, padding), gradient

@@ -18,8 +18,8 @@ def _trained(optimizer, steps=6):
     """Variables of three shapes after `steps` compiled updates with gradients of very different sizes."""
     rng = np.random.default_rng(1)
     variables = _variables()
-    gradients = [[tf.constant(rng.normal(size=v.shape).astype(np.float32) * 10.0 ** -k) for k, v in enumerate(variables)]
-                 for _ in range(steps)]
+    gradients = [[tf.constant(rng.normal(size=v.shape).astype(np.float32) * 10.0 ** -k)
+                  for k, v in enumerate(variables)] for _ in range(steps)]
     optimizer.build(variables)
     apply = tf.function(lambda grads: optimizer.apply_gradients(zip(grads, variables)))
     for grads in gradients:
