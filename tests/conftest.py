@@ -16,11 +16,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))   # test support (kaggl
 # it), Keras's backend is the default one even if ~/.keras/keras.json names another, and HOME is an
 # empty folder, so that no Kaggle credentials or client settings of the user's are found.
 USER_SETTINGS = ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS", "TF_CONFIG", "KERAS_BACKEND", "KERAS_HOME",
-                 "FACES_ROOT", "FACES_LOCK_WAIT", "XDG_CONFIG_HOME", "VERBOSE", "VERBOSE_OUTPUT")
+                 "FACES_ROOT", "FACES_LOCK_WAIT", "XDG_CONFIG_HOME", "VERBOSE", "VERBOSE_OUTPUT",
+                 "TF_NUM_INTEROP_THREADS", "TF_NUM_INTRAOP_THREADS")
 for name in list(os.environ):
     if name in USER_SETTINGS or name.startswith("KAGGLE_"):
         del os.environ[name]
 os.environ["KERAS_BACKEND"] = "tensorflow"
+# TensorFlow's own thread layout in every test (0: one thread per core), so that no training moves to
+# a fresh process for a layout of its own (core/threads.py); tests/core/test_threads.py unsets them.
+os.environ["TF_NUM_INTEROP_THREADS"] = os.environ["TF_NUM_INTRAOP_THREADS"] = "0"
 os.environ["HOME"] = tempfile.mkdtemp(prefix="faces-tests-home-")
 
 from pipeline.data import sample  # noqa: E402

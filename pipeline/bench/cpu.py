@@ -10,6 +10,8 @@ machine touches all of them alike, and each figure is given with a 95% confidenc
 
     flop_efficiency_<model> = training GFLOP/s / float32 matmul GFLOP/s
 """
+import contextlib
+import multiprocessing
 import os
 import time
 from pathlib import Path
@@ -18,6 +20,7 @@ import click
 import numpy as np
 
 from pipeline.bench import cli, interval
+from pipeline.core import threads
 from pipeline.core.hardware import has_bfloat16_units
 
 MODELS = {"compact_vgg": "expressions", "heatmap_keypoints": "keypoints", "densenet": "expressions"}
@@ -103,6 +106,29 @@ def training_timer(name, precision, steps):
     return measure, params["batch_size"]
 
 
+def remote_training_timer(layout, name, precision, steps):
+    """training_timer's measure, run in a fresh process whose TensorFlow has thread `layout` (the one
+    run.py train gives the model; core/threads.py), so that it can still be timed in turn with the rest."""
+    context = multiprocessing.get_context("spawn")
+    here, there = context.Pipe()
+    context.Process(target=_serve_timer, args=(there, layout, name, precision, steps), daemon=True).start()
+    here.recv()   # built and warmed up
+
+    def measure():
+        here.send("measure")
+        return here.recv()
+    return measure
+
+
+def _serve_timer(connection, layout, name, precision, steps):
+    threads.use(layout)
+    measure, _ = training_timer(name, precision, steps)
+    connection.send("ready")
+    with contextlib.suppress(EOFError):   # the benchmark has ended
+        while connection.recv() == "measure":
+            connection.send(measure())
+
+
 @cli.command("cpu")
 @click.option("--repeats", default=5, show_default=True, help="Timings of each measurement, taken in turn.")
 @click.option("--models", default=",".join(MODELS), show_default=True, help="Comma-separated default models to time.")
@@ -126,8 +152,9 @@ def cpu_command(repeats, models, steps, matmul_size, precision):
     bf16 = has_bfloat16_units(flags)   # and ONEDNN_MAX_CPU_ISA lets oneDNN use them
     click.echo(f"cpu_model={model}")
     click.echo(f"cpu_flags={' '.join(flags) or 'none of ' + ','.join(FLAGS)}")
-    click.echo(f"cores={cores} intra_op_threads={tf.config.threading.get_intra_op_parallelism_threads()} "
-               f"inter_op_threads={tf.config.threading.get_inter_op_parallelism_threads()} "
+    threads.use(threads.layout_for("compact_vgg", "float32"))   # the matmul's: TensorFlow's default, all cores on it
+    inter, intra = threads.running()
+    click.echo(f"cores={cores} intra_op_threads={intra} inter_op_threads={inter} "
                f"(0: TensorFlow's default, one per core) TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS')} "
                f"ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset')}")
     click.echo(f"bfloat16_units={'yes' if bf16 else 'no'}")
@@ -138,9 +165,15 @@ def cpu_command(repeats, models, steps, matmul_size, precision):
     if bf16:
         timers["matmul_bfloat16"] = matmul_timer(tf.bfloat16, matmul_size)
     flops = {name: training_flops_per_image(name) for name in names}
+    layouts = {}
     for name in names:
         for chosen in precisions:
-            timers[f"{name}_{chosen}"], _ = training_timer(name, chosen, max(1, round(STEPS[name] * steps)))
+            count, layout = max(1, round(STEPS[name] * steps)), threads.layout_for(name, chosen)
+            if threads.use(layout):
+                timers[f"{name}_{chosen}"], _ = training_timer(name, chosen, count)
+            else:
+                timers[f"{name}_{chosen}"] = remote_training_timer(layout, name, chosen, count)
+            layouts[f"{name}_{chosen}"] = layout or threads.running()
     samples = {key: [] for key in timers}
     for _ in range(repeats):   # in turn: every measurement once, then again
         for key, measure in timers.items():
@@ -157,7 +190,8 @@ def cpu_command(repeats, models, steps, matmul_size, precision):
             mean, low, high = interval(samples[f"{name}_{chosen}"])
             suffix = "" if chosen == "float32" else "_mixed"
             gflops = mean * flops[name] / 1e9
-            click.echo(f"images_per_second_{name}{suffix}={mean:.4g}  (95% CI {low:.4g}..{high:.4g})")
+            click.echo(f"images_per_second_{name}{suffix}={mean:.4g}  (95% CI {low:.4g}..{high:.4g})  "
+                       f"[{threads.describe(layouts[f'{name}_{chosen}'])}]")
             click.echo(f"gflops_{name}{suffix}={gflops:.4g}")
             click.echo(f"flop_efficiency_{name}{suffix}={gflops / rates['matmul_float32']:.3g}")
             if chosen == "mixed":

@@ -15,6 +15,7 @@ Each images/s figure is the median of `repeats` timings taken in turn (input pat
 path, ...), after a warm-up epoch of each (tracing, compilation), with the recipe's model and batch size,
 on the same generated faces. `--precision both` times float32 and mixed precision one after the other.
 """
+import functools
 import json
 import os
 import statistics
@@ -28,6 +29,7 @@ import numpy as np
 from pipeline.core.recipes import DEFAULT_RECIPE, RECIPES, default
 
 from pipeline.bench import _bench_data, cli, interval
+from pipeline.core import threads
 
 TASKS = ("keypoints", "expressions")
 PRECISIONS = ("float32", "mixed")
@@ -125,12 +127,15 @@ def train_command(rows, epochs, repeats, task, recipe, precision, augment_on, wi
     for chosen in precisions:
         jax = _jax_figures(tasks, rows, epochs, repeats, recipe, chosen, augment_on) if with_jax else {}
         for name in tasks:
-            found = measure(name, rows, epochs, True, repeats, recipe, chosen, augment_on)
+            layout = threads.layout_for(default("model", name, recipe), chosen)   # run.py train's (core/threads.py)
+            timed = measure if threads.use(layout) else functools.partial(threads.call, layout, measure)
+            found = timed(name, rows, epochs, True, repeats, recipe, chosen, augment_on)
             efficiency, low, high = interval(found["efficiencies"])
             feed = f"{found['workers']} worker(s)" if augment_on == "host" else "augmented on the device"
             line = (f"{name:<12} {found['model']:<18} batch {found['batch_size']:>3} {chosen:<7}: input path "
                     f"{found['input_path']:7.0f} img/s ({feed}), in memory "
-                    f"{found['in_memory']:7.0f} img/s ({keras.config.backend()})")
+                    f"{found['in_memory']:7.0f} img/s ({keras.config.backend()}"
+                    + (f", {threads.describe(layout)})" if layout else ")"))
             if name in jax:
                 line += f", jax input path {jax[name]['input_path']:7.0f} img/s"
             click.echo(line)

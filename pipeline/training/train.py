@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from pipeline.core import devices
+from pipeline.core import devices, threads
 from pipeline.core.competitions import VALIDATION_METRIC
 from pipeline.core.errors import PipelineError
 from pipeline.core.fileio import atomic_path, explain, write_json, write_text
@@ -33,7 +33,17 @@ from pipeline.training.validation import Validation, expression_scores, keypoint
 
 def run(competition, processed, run_dir, params, echo=print, resume_training=False, progress=True):
     """Train per `params` (from recipes.resolve) on data/processed/<slug>/ into `run_dir`; with
-    `progress`, a line per epoch (Keras's)."""
+    `progress`, a line per epoch (Keras's). In a fresh process (its lines printed) when the model
+    wants TensorFlow's threads laid out otherwise than they already run here (core/threads.py)."""
+    layout = threads.layout_for(params["model"], params.get("precision", "float32"), params.get("strategy", "none"))
+    if threads.use(layout):
+        return _run(competition, processed, run_dir, params, echo, resume_training, progress)
+    echo(f"training {params['model']} in a fresh process: it runs with {threads.describe(layout)}, "
+         f"this one's TensorFlow with {threads.describe(threads.running())}")
+    return threads.call(layout, _run, competition, processed, run_dir, params, print, resume_training, progress)
+
+
+def _run(competition, processed, run_dir, params, echo, resume_training, progress):
     if params.get("tensorboard") and importlib.util.find_spec("tensorboard") is None:
         raise PipelineError("--tensorboard needs the tensorboard package: pip install tensorboard")
     keras.utils.set_random_seed(params["seed"])
@@ -170,6 +180,7 @@ def _save_run(run_dir, model, history, params, metrics, task, data):
     with atomic_path(run_dir / MODEL, suffix=".keras") as tmp:
         model.save(tmp)
     write_json(run_dir / PREDICTOR, predictor_description(task, data.train_x.shape[1:], data.classes, data.scaling))
-    write_json(run_dir / PARAMS, {**params, "precision": params.get("precision", "float32"), "device": devices.describe(),
+    device = devices.describe() + (f", {threads.describe(threads.running())}" if keras.config.backend() == "tensorflow" else "")
+    write_json(run_dir / PARAMS, {**params, "precision": params.get("precision", "float32"), "device": device,
                                   "deterministic": devices.deterministic()})
     write_json(run_dir / METRICS, metrics)

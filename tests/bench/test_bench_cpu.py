@@ -42,3 +42,11 @@ def test_bfloat16_units_are_read_from_the_flags_and_onednns_cap(monkeypatch):
     assert cpu.has_bfloat16_units(["avx2", "avx512_bf16"])
     mean, low, high = cpu.interval([1.0, 2.0, 3.0])
     assert low < mean == 2.0 < high
+
+
+def test_a_model_with_threads_of_its_own_is_timed_in_a_process_with_them():
+    measure = cpu.remote_training_timer((2, 1), "heatmap_keypoints", "float32", 1)
+    assert measure() > 0 and measure() > 0   # answers each time it is asked
+    assert "[TensorFlow's default threads]" in CliRunner().invoke(
+        cli, ["cpu", "--repeats", "1", "--models", "compact_vgg", "--steps", "0.02", "--matmul-size", "64",
+              "--precision", "float32"]).output
