@@ -24,6 +24,14 @@ def auto_precision():
     return "mixed" if bfloat16 and tensorflow and not nvidia_gpu_present() else "float32"
 
 
+# Models that train faster in float32 than in mixed bfloat16 even on a CPU with bfloat16 units, so
+# that --precision auto keeps float32 for them: mini_xception's depthwise convolutions (Intel Xeon
+# with AMX, 2 cores, batch 32, from memory) at 1,259 images/s in float32 against 748 in mixed
+# precision with its best thread layout (366 with TensorFlow's default). The other models of the zoo
+# measured there trained 1.4x (kaggle_cnn) to 2.6x (lenet7) faster mixed (docs/results.md).
+FLOAT32_FASTER = {"mini_xception"}
+
+
 def resolve(task, given, recipe_name=DEFAULT_RECIPE):
     """A run's complete parameters: `given` (None = unset) over the recipe's over BASE.
 
@@ -33,11 +41,14 @@ def resolve(task, given, recipe_name=DEFAULT_RECIPE):
     """
     given = {k: v for k, v in given.items() if v is not None}
     params = {**BASE, **recipe(recipe_name)[task], **given, "recipe": recipe_name}
-    if params["precision"] == "auto":
+    auto = params["precision"] == "auto"
+    if auto:
         params["precision"] = auto_precision()
     mixed_model = params.pop("mixed_model")
     if mixed_model and params["precision"] == "mixed" and "model" not in given:
         params["model"] = mixed_model
+    if auto and params["model"] in FLOAT32_FASTER:
+        params["precision"] = "float32"
     spec = get_spec(params["model"])
     if spec.task != task:
         raise PipelineError(f"--model {params['model']} is a {spec.task} model; for {task} choose one of: "

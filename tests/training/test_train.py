@@ -242,6 +242,15 @@ def test_precision_auto_takes_bfloat16_only_where_the_cpu_has_it(monkeypatch, fl
     assert resolve("expressions", {"precision": "float32"}).get("precision") is None
 
 
+def test_precision_auto_keeps_float32_for_a_model_that_is_slower_in_bfloat16(monkeypatch):
+    from pipeline.training import params
+
+    monkeypatch.setattr(params, "auto_precision", lambda: "mixed")   # a CPU with bfloat16 units
+    assert "precision" not in resolve("expressions", {}, "reference")    # mini_xception: float32
+    assert resolve("expressions", {"model": "compact_vgg"}, "reference")["precision"] == "mixed"
+    assert resolve("expressions", {"precision": "mixed"}, "reference")["precision"] == "mixed"   # asked for
+
+
 @pytest.mark.slow
 def test_tensorboard_logs_each_epochs_loss_and_validation_score_in_the_run_folder(project):
     from click.testing import CliRunner
