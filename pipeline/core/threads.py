@@ -41,7 +41,7 @@ def layout_for(model, precision, strategy="none"):
     strategy, or TF_NUM_INTEROP_THREADS / TF_NUM_INTRAOP_THREADS set by the user."""
     import keras  # the backend decides: only TensorFlow's pools are laid out here
 
-    from pipeline.core import devices
+    from pipeline.core import devices  # Keras at import: only once a layout is asked for
 
     if (keras.config.backend() != "tensorflow" or strategy != "none" or any(v in os.environ for v in USER_SETTINGS)
             or devices.has_gpu()):
