@@ -155,7 +155,8 @@ def cpu_command(repeats, models, steps, matmul_size, precision):
     threads.use(threads.layout_for("compact_vgg", "float32"))   # the matmul's: TensorFlow's default, all cores on it
     inter, intra = threads.running()
     click.echo(f"cores={cores} intra_op_threads={intra} inter_op_threads={inter} "
-               f"(0: TensorFlow's default, one per core) TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS')} "
+               f"(0: TensorFlow's default, one per core) "
+               f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS')} "
                f"ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset')}")
     click.echo(f"bfloat16_units={'yes' if bf16 else 'no'}")
 

@@ -55,7 +55,8 @@ def running():
     """(inter-op, intra-op) threads TensorFlow was given in this process (0: its default)."""
     import tensorflow as tf  # its pools are the point
 
-    return tf.config.threading.get_inter_op_parallelism_threads(), tf.config.threading.get_intra_op_parallelism_threads()
+    threading_config = tf.config.threading
+    return threading_config.get_inter_op_parallelism_threads(), threading_config.get_intra_op_parallelism_threads()
 
 
 def use(layout):

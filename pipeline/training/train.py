@@ -180,7 +180,9 @@ def _save_run(run_dir, model, history, params, metrics, task, data):
     with atomic_path(run_dir / MODEL, suffix=".keras") as tmp:
         model.save(tmp)
     write_json(run_dir / PREDICTOR, predictor_description(task, data.train_x.shape[1:], data.classes, data.scaling))
-    device = devices.describe() + (f", {threads.describe(threads.running())}" if keras.config.backend() == "tensorflow" else "")
+    device = devices.describe()
+    if keras.config.backend() == "tensorflow":
+        device += f", {threads.describe(threads.running())}"
     write_json(run_dir / PARAMS, {**params, "precision": params.get("precision", "float32"), "device": device,
                                   "deterministic": devices.deterministic()})
     write_json(run_dir / METRICS, metrics)
