@@ -20,6 +20,7 @@ AMX, 2 cores, mixed bfloat16, the recipes' batch sizes, median of 3 epochs, one 
 A process's pools are made once, at its first TensorFlow operation, so a training that wants
 another layout than the one running trains in a fresh process (`call`).
 """
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -85,11 +86,15 @@ def call(layout, function, *args, **kwargs):
     so that a training stops after its epoch as it would here. Its output goes where this one's does."""
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_child, args=(sender, layout, function, args, kwargs), daemon=True)
+    child = context.Process(target=_child, args=(sender, layout, function, args, kwargs))
     child.start()
     sender.close()
+
+    def forward(signum, frame):
+        with contextlib.suppress(ProcessLookupError):   # it has just ended
+            os.kill(child.pid, signum)
+
     main = threading.current_thread() is threading.main_thread()
-    forward = lambda signum, frame: os.kill(child.pid, signum)  # noqa: E731
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
     try:
         try:
