@@ -53,11 +53,19 @@ def layout_for(model, precision, strategy="none"):
 
 
 def running():
-    """(inter-op, intra-op) threads TensorFlow was given in this process (0: its default)."""
+    """(inter-op, intra-op) threads TensorFlow runs with in this process: what tf.config gave it, else
+    what TF_NUM_INTEROP_THREADS / TF_NUM_INTRAOP_THREADS say (TensorFlow reads them itself, and
+    tf.config does not report them); 0: its default, one per core."""
     import tensorflow as tf  # its pools are the point
 
     threading_config = tf.config.threading
-    return threading_config.get_inter_op_parallelism_threads(), threading_config.get_intra_op_parallelism_threads()
+    given = threading_config.get_inter_op_parallelism_threads(), threading_config.get_intra_op_parallelism_threads()
+    return tuple(number or _from_environment(name) for number, name in zip(given, USER_SETTINGS))
+
+
+def _from_environment(name):
+    value = os.environ.get(name, "").strip()
+    return int(value) if value.isdigit() else 0   # as TensorFlow: anything else is its default
 
 
 def use(layout):

@@ -36,6 +36,17 @@ def test_other_models_precisions_and_settings_keep_tensorflows_own(unpinned, mon
     assert threads.layout_for("heatmap_keypoints", "mixed") is None
 
 
+def test_threads_the_user_gave_tensorflow_are_the_ones_reported(monkeypatch):
+    """tf.config does not report TF_NUM_*_THREADS, which TensorFlow obeys: params.json and bench cpu would
+    say "default" otherwise."""
+    assert threads.running() == threads.DEFAULT   # conftest's "0": TensorFlow's own
+    monkeypatch.setenv("TF_NUM_INTEROP_THREADS", "2")
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "3")
+    assert threads.describe(threads.running()) == "2 inter-op x 3 intra-op threads"
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "many")   # not a number: TensorFlow's default
+    assert threads.running() == (2, 0)
+
+
 def test_a_fresh_process_runs_with_the_layout_and_answers_or_raises_here():
     assert threads.call((2, 1), threads.running) == (2, 1)
     with pytest.raises(PipelineError, match="unknown model 'nope'"):
