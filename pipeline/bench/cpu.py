@@ -120,6 +120,15 @@ def remote_training_timer(layout, name, precision, steps):
     return measure
 
 
+def timer_with_its_threads(name, precision, steps):
+    """(measure, thread layout): training_timer's measure, here if this process has (or can still
+    take) the layout run.py train gives the model, else in a process of its own that has it."""
+    layout = threads.layout_for(name, precision)
+    if threads.use(layout):
+        return training_timer(name, precision, steps)[0], layout or threads.running()
+    return remote_training_timer(layout, name, precision, steps), layout
+
+
 def _serve_timer(connection, layout, name, precision, steps):
     threads.use(layout)
     measure, _ = training_timer(name, precision, steps)
@@ -169,12 +178,8 @@ def cpu_command(repeats, models, steps, matmul_size, precision):
     layouts = {}
     for name in names:
         for chosen in precisions:
-            count, layout = max(1, round(STEPS[name] * steps)), threads.layout_for(name, chosen)
-            if threads.use(layout):
-                timers[f"{name}_{chosen}"], _ = training_timer(name, chosen, count)
-            else:
-                timers[f"{name}_{chosen}"] = remote_training_timer(layout, name, chosen, count)
-            layouts[f"{name}_{chosen}"] = layout or threads.running()
+            timers[f"{name}_{chosen}"], layouts[f"{name}_{chosen}"] = timer_with_its_threads(
+                name, chosen, max(1, round(STEPS[name] * steps)))
     samples = {key: [] for key in timers}
     for _ in range(repeats):   # in turn: every measurement once, then again
         for key, measure in timers.items():
