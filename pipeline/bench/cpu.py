@@ -90,18 +90,19 @@ def training_flops_per_image(name):
 def training_timer(name, precision, steps):
     """A function that times `steps` training steps of `name` through the input path; images/s."""
     from pipeline.bench.throughput import _setup  # this benchmark's own
-    from pipeline.training import heap  # this benchmark's own
+    from pipeline.training import feed, heap  # this benchmark's own
     from pipeline.training.params import resolve  # this benchmark's own
 
     task, recipe = MODELS[name], RECIPE[name]
     batch = resolve(task, {}, recipe)["batch_size"]
     params, _, batches, model = _setup(task, steps * batch, recipe, precision)
-    callbacks = [heap.KeepBuffers()]
-    model.fit(batches, epochs=1, verbose=0, callbacks=callbacks)   # trace, compile, warm up
+    data, needed = feed.for_fit(batches)   # as run.py train feeds them
+    callbacks = [*needed, heap.KeepBuffers()]
+    model.fit(data, epochs=1, shuffle=False, verbose=0, callbacks=callbacks)   # trace, compile, warm up
 
     def measure():
         started = time.perf_counter()
-        model.fit(batches, epochs=1, verbose=0, callbacks=callbacks)
+        model.fit(data, epochs=1, shuffle=False, verbose=0, callbacks=callbacks)
         return len(batches) * params["batch_size"] / (time.perf_counter() - started)
     return measure, params["batch_size"]
 

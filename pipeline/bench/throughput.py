@@ -64,14 +64,18 @@ def _seconds(fit, epochs):
 def measure(task, rows, epochs, in_memory=True, repeats=1, recipe=DEFAULT_RECIPE, precision="float32",
             augment_on="host"):
     """{"input_path": images/s, "in_memory": images/s, ...} for `task`'s model under `recipe`."""
-    from pipeline.training import augment, heap, train  # this benchmark's own: `bench --help` loads none of them
+    from pipeline.training import augment, feed, heap, train  # this benchmark's own: `bench --help` loads none of them
 
     params, data, batches, model = _setup(task, rows, recipe, precision, augment_on)
     seen = len(batches) * params["batch_size"]
     # Both ways with run.py train's KeepBuffers: without it, once tf.data's generator has run, every
     # later fit in this process (the in-memory one too) pays a page fault per fresh buffer.
     callbacks = [heap.KeepBuffers()]
-    ways = {"input_path": lambda n: model.fit(batches, epochs=n, shuffle=False, verbose=0, callbacks=callbacks)}
+
+    def fitting(model, batches):   # as run.py train feeds them (training/feed.py)
+        fed, needed = feed.for_fit(batches)
+        return lambda n: model.fit(fed, epochs=n, shuffle=False, verbose=0, callbacks=[*needed, *callbacks])
+    ways = {"input_path": fitting(model, batches)}
     if in_memory:
         drawn = [batches[i] for i in range(len(batches))]
         x, y = np.concatenate([b[0] for b in drawn]), np.concatenate([b[1] for b in drawn])
@@ -81,7 +85,7 @@ def measure(task, rows, epochs, in_memory=True, repeats=1, recipe=DEFAULT_RECIPE
         # would go through tf.data with autotuning on, whose 2 s stalls at some epochs' ends
         # (core/devices.py input_workers) would time the feed, not the model
         ready = augment.Batches(x, y, params["batch_size"], shuffle=False, workers=batches.workers)
-        ways["in_memory"] = lambda n: plain.fit(ready, epochs=n, verbose=0, callbacks=callbacks)
+        ways["in_memory"] = fitting(plain, ready)
     for fit in ways.values():
         fit(1)   # warm-up: tracing and compilation
     times = {way: [] for way in ways}

@@ -34,6 +34,7 @@ import keras
 import numpy as np
 
 from pipeline.core.errors import PipelineError
+from pipeline.training import feed
 
 
 @dataclass
@@ -49,8 +50,9 @@ class Placement:
         if self.multiworker is None:
             # Batches shuffles itself from (seed, epoch); Keras's own shuffle draws on the global
             # RNG, which a resumed run cannot replay.
-            return model.fit(batches, epochs=epochs, shuffle=False, initial_epoch=initial_epoch,
-                             callbacks=list(callbacks), verbose=verbose)
+            data, needed = feed.for_fit(batches) if self.replicas == 1 else (batches, [])
+            return model.fit(data, epochs=epochs, shuffle=False, initial_epoch=initial_epoch,
+                             callbacks=[*needed, *callbacks], verbose=verbose)
         return _fit_across_workers(self.multiworker, model, batches, epochs=epochs, initial_epoch=initial_epoch,
                                    callbacks=callbacks, verbose=verbose)
 

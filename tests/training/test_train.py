@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.training import distribute, train
+from pipeline.training import augment, distribute, train
 from pipeline.core.errors import PipelineError
 from pipeline.core.hardware import has_bfloat16_units
 from pipeline.training.params import resolve
@@ -24,7 +24,8 @@ class ExhaustedModel:
 
 def test_device_out_of_memory_suggests_a_smaller_batch():
     with pytest.raises(PipelineError, match="try a smaller --batch-size") as error:
-        train._fit(distribute.Placement(contextlib.nullcontext()), ExhaustedModel(), None,
+        batches = augment.Batches(np.zeros((4, 8, 8, 1), np.uint8), np.zeros((4, 3), np.float32), 2)
+        train._fit(distribute.Placement(contextlib.nullcontext()), ExhaustedModel(), batches,
                    {"epochs": 1, "batch_size": 512}, [], 0)
     assert "--batch-size 512" in str(error.value)
 
