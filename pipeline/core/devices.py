@@ -65,7 +65,8 @@ def input_workers():
     own queue feeds them and turns autotuning off. Measured on 2 cores (AMD EPYC, compact_vgg,
     mixed, 64 steps an epoch): 1 thread 795 img/s in 7 of 12 epochs and 1,200-1,400 in the others,
     2 threads 1,050-1,290 in all 24; heatmap_keypoints the same within noise (352-396 against 395,
-    and no 2 s stalls)."""
+    and no 2 s stalls). With TensorFlow, training/feed.py now draws them on this many of tf.data's
+    threads instead, autotuning off likewise."""
     return min(8, os.cpu_count() or 1) if has_gpu() else 2
 
 

@@ -3,11 +3,10 @@ tf.data is the point).
 
 Keras feeds a PyDataset through a queue of its own: worker threads put batches on it, and a
 tf.data generator takes them off, one Python call per batch. A parallel tf.data map over the batch
-indices calls Batches itself instead, on tf.data's threads, and the model trains faster for it on
-2 cores (Intel Xeon with AMX, median of 3 epochs each, one after the other; a scratch script):
-compact_vgg 1,119 -> 1,159 images/s in float32 and 1,956 -> 2,049 in mixed bfloat16 through the
-input path with its augmentation; the same pre-augmented batches from in-memory tensors ran at
-1,230 and 2,246.
+indices calls Batches itself instead, on tf.data's threads, and the model trains 5-10% faster
+for it on 2 cores (Intel Xeon with AMX, `bench train` before and after, alternating, images/s
+through the input path): compact_vgg 1,075-1,097 -> 1,164-1,174 in float32 and 1,722-1,777 ->
+1,872-2,004 in mixed bfloat16; heatmap_keypoints 375-378 -> 403-407 and 710-743 -> 787-799.
 
 The batches are the same, in the same order: each epoch's order and draws come from (seed, epoch,
 batch index) as before, and the epoch is set at each epoch's start (resumed runs included) by a
