@@ -24,41 +24,45 @@ def test_train_benchmark_prints_both_ways_and_the_efficiency():
         assert float(re.search(rf"images_per_second_expressions{suffix}=([0-9.]+)", result.output).group(1)) > 0
 
 
+def _recording(monkeypatch):
+    """What each timed way gives the feed (whether its Batches augment), and what each fit gets
+    (whether it has heap.KeepBuffers and an augmenting model): run.py train's feed (training/feed.py)."""
+    import keras
+
+    from pipeline.training import feed, heap
+
+    fed, fitted = [], []
+    for_fit, fit = feed.for_fit, keras.Model.fit
+
+    def recording_for_fit(batches):
+        fed.append(batches.augment is None)
+        return for_fit(batches)
+
+    def recording_fit(self, data, *args, callbacks=None, **kwargs):
+        fitted.append((any(isinstance(c, heap.KeepBuffers) for c in callbacks or ()),
+                       any("Random" in type(layer).__name__ for layer in self.layers)))
+        return fit(self, data, *args, callbacks=callbacks, **kwargs)
+
+    monkeypatch.setattr(feed, "for_fit", recording_for_fit)
+    monkeypatch.setattr(keras.Model, "fit", recording_fit)
+    return fed, fitted
+
+
 def test_both_ways_run_with_run_py_trains_malloc_settings(monkeypatch):
     """Without heap.KeepBuffers the in-memory fit pays tf.data's malloc settings once the input path's
     generator has run, and the efficiency compares unlike things (1.69 one run, 0.52 the next)."""
-    import keras
-
-    from pipeline.training import heap
-
-    seen = []
-    fit = keras.Model.fit
-
-    def recording_fit(self, *args, callbacks=None, **kwargs):
-        seen.append((type(args[0]).__name__, args[0].augment is None))
-        assert any(isinstance(c, heap.KeepBuffers) for c in callbacks or ()), seen[-1]
-        return fit(self, *args, callbacks=callbacks, **kwargs)
-
-    monkeypatch.setattr(keras.Model, "fit", recording_fit)
+    fed, fitted = _recording(monkeypatch)
     throughput.measure("expressions", rows=128, epochs=1)
-    # a warm-up and one timing each: augmenting batches, then the same feed of batches augmented beforehand
-    assert seen == [("Batches", False), ("Batches", True)] * 2
+    # augmenting batches, then the same feed of batches augmented beforehand; a warm-up and one timing each
+    assert fed == [False, True]
+    assert fitted == [(True, False)] * 4
 
 
 def test_device_augmentation_is_timed_against_the_plain_model(monkeypatch):
-    import keras
-
-    fitted = []
-    fit = keras.Model.fit
-
-    def recording_fit(self, data, *args, **kwargs):
-        fitted.append((type(data).__name__, data.augment is None if type(data).__name__ == "Batches" else None,
-                       any("Random" in type(layer).__name__ for layer in self.layers)))
-        return fit(self, data, *args, **kwargs)
-
-    monkeypatch.setattr(keras.Model, "fit", recording_fit)
+    fed, fitted = _recording(monkeypatch)
     throughput.measure("expressions", rows=128, epochs=1, augment_on="device")
     # the input path: plain batches into the augmenting model; in memory: the plain model
-    assert fitted == [("Batches", True, True), ("Batches", True, False)] * 2
+    assert fed == [True, True]
+    assert fitted == [(True, True), (True, False)] * 2
     result = CliRunner().invoke(cli, ["train", "--task", "keypoints", "--augment-on", "device", "--no-jax"])
     assert result.exit_code != 0 and "for expressions" in result.output
