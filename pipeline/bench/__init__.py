@@ -20,10 +20,10 @@
         the CPU's float32 (and bfloat16) matmul GFLOP/s, each default model's training FLOPs per
         image and images/s through the input path, and flop_efficiency_<model>= (the first over
         the second), with the CPU model, its ISA flags and the thread counts.
-    python -m pipeline.bench convs
-        each convolution of compact_vgg and heatmap_keypoints timed alone (forward, and with its
-        gradients), their share of the whole step, and flop_efficiency_ceiling_<model>=: the
-        efficiency the step would reach if nothing but its convolutions cost time.
+    python -m pipeline.bench layers
+        each convolution and batch norm of compact_vgg and heatmap_keypoints timed alone (forward,
+        and with its gradients), their shares of the whole step, and flop_efficiency_ceiling_<model>=:
+        the efficiency the step would reach if nothing but its convolutions cost time.
     python -m pipeline.bench onednn
         the kernel gradient of a stride-2 1x1 convolution, as Conv2D(strides=2) and as the models'
         strided_pointwise, against numpy, for a few input channels and batch sizes; each case in
