@@ -139,6 +139,33 @@ def _serve_timer(connection, layout, name, precision, steps):
             connection.send(measure())
 
 
+def checked_models(models, command):
+    """The names in comma-separated `models`, once each is one of MODELS and Keras runs TensorFlow
+    (a click.UsageError naming `command` otherwise)."""
+    import keras  # this benchmark's own: `bench --help` loads none of them
+
+    names = [name.strip() for name in models.split(",") if name.strip()]
+    unknown = [name for name in names if name not in MODELS]
+    if unknown:
+        raise click.UsageError(f"--models: {unknown[0]} is not one of {', '.join(MODELS)}")
+    if keras.config.backend() != "tensorflow":
+        raise click.UsageError(f"bench {command} measures the TensorFlow backend (unset KERAS_BACKEND)")
+    return names
+
+
+def echo_cpu():
+    """Prints the CPU's model and ISA flags; (its usable cores, whether oneDNN may use bfloat16 units)."""
+    model, flags, cores = cpu_description()
+    click.echo(f"cpu_model={model}")
+    click.echo(f"cpu_flags={' '.join(flags) or 'none of ' + ','.join(FLAGS)}")
+    return cores, has_bfloat16_units(flags)   # the flags, and ONEDNN_MAX_CPU_ISA letting oneDNN use them
+
+
+def precisions_to_time(precision, bf16):
+    """--precision float32 | mixed | both as a list, mixed only where the CPU has bfloat16 units."""
+    return [p for p in (("float32", "mixed") if precision == "both" else (precision,)) if p == "float32" or bf16]
+
+
 @cli.command("cpu")
 @click.option("--repeats", default=5, show_default=True, help="Timings of each measurement, taken in turn.")
 @click.option("--models", default=",".join(MODELS), show_default=True, help="Comma-separated default models to time.")
@@ -149,19 +176,10 @@ def _serve_timer(connection, layout, name, precision, steps):
               help="Training precision(s) to time; mixed only where the CPU has bfloat16 units.")
 def cpu_command(repeats, models, steps, matmul_size, precision):
     """FLOP efficiency of training: each default model's GFLOP/s against the CPU's matmul GFLOP/s."""
-    import keras  # this benchmark's own: `bench --help` loads none of them
     import tensorflow as tf  # its thread settings are the training's
 
-    names = [name.strip() for name in models.split(",") if name.strip()]
-    unknown = [name for name in names if name not in MODELS]
-    if unknown:
-        raise click.UsageError(f"--models: {unknown[0]} is not one of {', '.join(MODELS)}")
-    if keras.config.backend() != "tensorflow":
-        raise click.UsageError("bench cpu measures the TensorFlow backend (unset KERAS_BACKEND)")
-    model, flags, cores = cpu_description()
-    bf16 = has_bfloat16_units(flags)   # and ONEDNN_MAX_CPU_ISA lets oneDNN use them
-    click.echo(f"cpu_model={model}")
-    click.echo(f"cpu_flags={' '.join(flags) or 'none of ' + ','.join(FLAGS)}")
+    names = checked_models(models, "cpu")
+    cores, bf16 = echo_cpu()
     threads.use(threads.layout_for("compact_vgg", "float32"))   # the matmul's: TensorFlow's default, all cores on it
     inter, intra = threads.running()
     click.echo(f"cores={cores} intra_op_threads={intra} inter_op_threads={inter} "
@@ -170,8 +188,7 @@ def cpu_command(repeats, models, steps, matmul_size, precision):
                f"ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset')}")
     click.echo(f"bfloat16_units={'yes' if bf16 else 'no'}")
 
-    precisions = [p for p in (("float32", "mixed") if precision == "both" else (precision,))
-                  if p == "float32" or bf16]
+    precisions = precisions_to_time(precision, bf16)
     timers = {"matmul_float32": matmul_timer(tf.float32, matmul_size)}
     if bf16:
         timers["matmul_bfloat16"] = matmul_timer(tf.bfloat16, matmul_size)

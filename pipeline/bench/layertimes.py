@@ -23,10 +23,9 @@ import time
 import click
 
 from pipeline.bench import cli, interval
-from pipeline.bench.cpu import (MODELS, RECIPE, STEPS, cpu_description, matmul_timer, timer_with_its_threads,
-                                training_flops_per_image)
+from pipeline.bench.cpu import (MODELS, RECIPE, STEPS, checked_models, echo_cpu, matmul_timer, precisions_to_time,
+                                timer_with_its_threads, training_flops_per_image)
 from pipeline.core import threads
-from pipeline.core.hardware import has_bfloat16_units
 
 
 def timed_layers(model):
@@ -181,25 +180,16 @@ class Case:
 def layers_command(models, precision, repeats, steps, matmul_size):
     """Each convolution and batch norm timed alone, their share of the step, and the flop_efficiency
     the convolutions would allow if nothing else cost time."""
-    import keras  # this benchmark's own: `bench --help` loads none of them
     import tensorflow as tf  # the matmul the ceiling is measured against
 
-    names = [name.strip() for name in models.split(",") if name.strip()]
-    unknown = [name for name in names if name not in MODELS]
-    if unknown:
-        raise click.UsageError(f"--models: {unknown[0]} is not one of {', '.join(MODELS)}")
-    if keras.config.backend() != "tensorflow":
-        raise click.UsageError("bench layers measures the TensorFlow backend (unset KERAS_BACKEND)")
-    cpu_model, flags, cores = cpu_description()
-    bf16 = has_bfloat16_units(flags)
+    names = checked_models(models, "layers")
+    cores, bf16 = echo_cpu()
     threads.use(threads.layout_for("compact_vgg", "float32"))   # TensorFlow's default: all cores on each op
-    click.echo(f"cpu_model={cpu_model}")
-    click.echo(f"cpu_flags={' '.join(flags)}")
     click.echo(f"cores={cores} layers alone with [{threads.describe(threads.running())}]")
 
     matmul = matmul_timer(tf.float32, matmul_size)
-    precisions = [p for p in (("float32", "mixed") if precision == "both" else (precision,)) if p == "float32" or bf16]
-    cases = [Case(name, chosen, max(1, round(STEPS[name] * steps))) for name in names for chosen in precisions]
+    cases = [Case(name, chosen, max(1, round(STEPS[name] * steps)))
+             for name in names for chosen in precisions_to_time(precision, bf16)]
     matmul_samples = []
     for _ in range(repeats):   # in turn: every measurement once, then again
         matmul_samples.append(matmul())
