@@ -23,13 +23,18 @@ from pipeline.bench import cli, interval
 from pipeline.core import threads
 from pipeline.core.hardware import has_bfloat16_units
 
-MODELS = {"compact_vgg": "expressions", "heatmap_keypoints": "keypoints", "densenet": "expressions"}
-RECIPE = {"compact_vgg": "fast", "heatmap_keypoints": "fast", "densenet": "best"}   # whose batch size and augmentation
+# The default models (the recipes' own), and compact_vgg_wide, what `fast` trains for expressions where
+# --precision auto picks mixed bfloat16.
+MODELS = {"compact_vgg": "expressions", "heatmap_keypoints": "keypoints", "densenet": "expressions",
+          "compact_vgg_wide": "expressions"}
+DEFAULT_MODELS = ("compact_vgg", "heatmap_keypoints", "densenet")
+RECIPE = {"compact_vgg": "fast", "heatmap_keypoints": "fast", "densenet": "best",
+          "compact_vgg_wide": "fast"}   # whose batch size and augmentation
 # Training steps a timing takes (one fit of one epoch): a few seconds each on 2 cores. Each fit pays
 # a start-up (the feed's threads, a new iterator) that a real epoch (176 steps for keypoints, 449 for
 # FER2013) pays once; 24-step timings charged compact_vgg 14% for it (1,939 against 2,258 img/s
 # mixed with 96 steps on the Xeon), heatmap_keypoints 4%. densenet's step is ~20x compact_vgg's.
-STEPS = {"compact_vgg": 96, "heatmap_keypoints": 96, "densenet": 6}
+STEPS = {"compact_vgg": 96, "heatmap_keypoints": 96, "densenet": 6, "compact_vgg_wide": 48}
 FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")
 
 
@@ -95,7 +100,7 @@ def training_timer(name, precision, steps):
 
     task, recipe = MODELS[name], RECIPE[name]
     batch = resolve(task, {}, recipe)["batch_size"]
-    params, _, batches, model = _setup(task, steps * batch, recipe, precision)
+    params, _, batches, model = _setup(task, steps * batch, recipe, precision, model=name)
     data, needed = feed.for_fit(batches)   # as run.py train feeds them
     callbacks = [*needed, heap.KeepBuffers()]
     model.fit(data, epochs=1, shuffle=False, verbose=0, callbacks=callbacks)   # trace, compile, warm up
@@ -168,9 +173,11 @@ def precisions_to_time(precision, bf16):
 
 @cli.command("cpu")
 @click.option("--repeats", default=5, show_default=True, help="Timings of each measurement, taken in turn.")
-@click.option("--models", default=",".join(MODELS), show_default=True, help="Comma-separated default models to time.")
+@click.option("--models", default=",".join(DEFAULT_MODELS), show_default=True,
+              help=f"Comma-separated models to time, of: {', '.join(MODELS)}.")
 @click.option("--steps", type=float, default=1.0, show_default=True,
-              help="Scale each timing's training steps (compact_vgg and heatmap_keypoints 96, densenet 6).")
+              help="Scale each timing's training steps (compact_vgg and heatmap_keypoints 96, "
+                   "compact_vgg_wide 48, densenet 6).")
 @click.option("--matmul-size", default=2048, show_default=True, help="Side of the timed matrix product.")
 @click.option("--precision", type=click.Choice(["float32", "mixed", "both"]), default="both", show_default=True,
               help="Training precision(s) to time; mixed only where the CPU has bfloat16 units.")

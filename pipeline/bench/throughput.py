@@ -35,13 +35,13 @@ TASKS = ("keypoints", "expressions")
 PRECISIONS = ("float32", "mixed")
 
 
-def _setup(task, rows, recipe=DEFAULT_RECIPE, precision="float32", augment_on="host"):
+def _setup(task, rows, recipe=DEFAULT_RECIPE, precision="float32", augment_on="host", model=None):
     from pipeline.data import scale, splits  # this benchmark's own: `bench --help` loads none of them
     from pipeline.training import train  # this benchmark's own: `bench --help` loads none of them
     from pipeline.training.params import resolve  # this benchmark's own: `bench --help` loads none of them
 
     # The recipe's own model in either precision (not its mixed_model), so both compare one network.
-    model = default("model", task, recipe)
+    model = model or default("model", task, recipe)
     params = resolve(task, {"model": model, "precision": precision, "augment_on": augment_on}, recipe)
     x, y = _bench_data(task, rows, seed=0, as_bytes=True)   # bytes until the batch, as run.py train
     if task == "keypoints":

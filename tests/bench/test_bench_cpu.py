@@ -29,6 +29,19 @@ def test_the_flop_count_comes_from_the_graph_and_scales_with_the_model():
     small = cpu.training_flops_per_image("compact_vgg")
     assert small % 3 == 0 and small > 0
     assert cpu.training_flops_per_image("densenet") > 5 * small
+    assert cpu.training_flops_per_image("compact_vgg_wide") == pytest.approx(4 * small, rel=0.1)   # twice the width
+
+
+def test_the_model_timed_is_the_one_named_not_its_recipes(monkeypatch):
+    from pipeline.bench import throughput
+    from pipeline.models import MODELS
+
+    built = []
+    setup = throughput._setup
+    monkeypatch.setattr(throughput, "_setup", lambda *args, **kwargs: built.append(setup(*args, **kwargs)) or built[-1])
+    measure, batch = cpu.training_timer("compact_vgg_wide", "float32", 1)
+    assert measure() > 0 and batch == 64
+    assert built[0][3].count_params() == MODELS["compact_vgg_wide"].reference_params   # not fast's compact_vgg
 
 
 def test_bfloat16_units_are_read_from_the_flags_and_onednns_cap(monkeypatch):
