@@ -13,9 +13,8 @@ cpu`'s flop_efficiency_<model> from above:
 
     flop_efficiency_ceiling_<model> = training GFLOP / the convolutions' seconds / float32 matmul GFLOP/s
 
-the efficiency the step would reach if nothing but its convolutions cost time. A convolution whose
-input is the image, or the image rearranged (compact_vgg's space-to-depth), needs no input gradient,
-so it is timed without one, as in training.
+the efficiency the step would reach if nothing but its convolutions cost time. The first
+convolution's input (the image) needs no gradient, so it is timed without one, as in training.
 Layers alone run with TensorFlow's default threads (or TF_NUM_INTEROP_THREADS /
 TF_NUM_INTRAOP_THREADS); the whole step with the layout run.py train gives the model.
 """
@@ -37,18 +36,6 @@ def timed_layers(model):
     def of(kind):
         return [(layer, tuple(layer.input.shape[1:])) for layer in model.layers if isinstance(layer, kind)]
     return of(keras.layers.Conv2D), of(keras.layers.BatchNormalization)
-
-
-def needs_input_gradient(layer, image):
-    """Whether training takes the gradient of `layer`'s input: not when only layers without weights
-    lie between it and the model's input `image`."""
-    tensor = layer.input
-    while tensor is not image:
-        before = tensor._keras_history.operation
-        if before.weights or not isinstance(before.input, type(tensor)):   # weights, or several inputs
-            return True
-        tensor = before.input
-    return False
 
 
 def forward_mflops(layer, input_shape):
@@ -128,9 +115,8 @@ class Case:
         self.model = _model(name, precision)
         self.convolutions, self.norms = timed_layers(self.model)
         image = self.model.inputs[0]
-        self.input_gradients = [needs_input_gradient(layer, image) for layer, _ in self.convolutions]
-        self.timers = ([layer_timers(layer, shape, self.batch, gradient)
-                        for (layer, shape), gradient in zip(self.convolutions, self.input_gradients)]
+        self.timers = ([layer_timers(layer, shape, self.batch, layer.input is not image)
+                        for layer, shape in self.convolutions]
                        + [layer_timers(layer, shape, self.batch) for layer, shape in self.norms])
         self.best = [[float("inf")] * 2 for _ in self.timers]
         self.step, self.layout = timer_with_its_threads(name, precision, steps)
@@ -142,17 +128,16 @@ class Case:
         self.images_per_second.append(self.step())
 
     def report(self, flops_per_image, matmul_gflops):
-        name, batch = self.name, self.batch
+        name, batch, image = self.name, self.batch, self.model.inputs[0]
         suffix = "" if self.precision == "float32" else "_mixed"
         conv_best, norm_best = self.best[:len(self.convolutions)], self.best[len(self.convolutions):]
         click.echo(f"\n{name}, {self.precision}, batch {batch}: {len(self.convolutions)} convolutions")
         click.echo(f"{'layer':<24} {'input':>10} {'kernel':>11} {'stride':>6} {'MFLOP/step':>10} "
                    f"{'forward ms':>10} {'GFLOP/s':>7} {'training ms':>11} {'GFLOP/s':>7}")
         conv_seconds = conv_mflops = 0.0
-        for (layer, shape), (forward_s, training_s), gradient in zip(self.convolutions, conv_best,
-                                                                     self.input_gradients):
+        for (layer, shape), (forward_s, training_s) in zip(self.convolutions, conv_best):
             mflops = forward_mflops(layer, shape) * batch
-            passes = 3 if gradient else 2   # the image needs no gradient
+            passes = 3 if layer.input is not image else 2   # the image needs no gradient
             conv_seconds += training_s
             conv_mflops += passes * mflops
             kernel = "x".join(map(str, (*layer.kernel_size, shape[-1], layer.filters)))

@@ -62,7 +62,7 @@ MODELS = {
         "LeNet-style baseline: 3 conv/pool stages, 2 dense layers"),
     "compact_vgg": ModelSpec(
         "compact_vgg", "expressions",
-        "VGG-style for 2 CPU cores: space-to-depth stem, double-conv stages 32-64-128 at 24/12/6 px, global pooling"),
+        "VGG-style for 2 CPU cores: 3x3 stem, double-conv stages 32-64-128 at 24/12/6 px, global pooling"),
     "compact_vgg_wide": ModelSpec(
         "compact_vgg", "expressions",
         "compact_vgg at twice the width: stem 32, stages 64-128-256 (4x its FLOPs, for bfloat16 CPUs)",

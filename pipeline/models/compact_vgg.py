@@ -1,7 +1,7 @@
 """A compact VGG-style expression network, sized for two CPU cores.
 
-A 3x3 conv stem, then three stages of two 3x3 conv-BN-relu layers at 24x24, 12x12 and 6x6 (32, 64,
-128 channels), global average pooling, dropout and the softmax. Where the time
+One 3x3 conv at full resolution, then three stages of two 3x3 conv-BN-relu layers at 24x24, 12x12
+and 6x6 (32, 64, 128 channels), global average pooling, dropout and the softmax. Where the time
 goes decides the shape: dense 3x3 convolutions on small maps keep oneDNN's kernels busy, so this
 net has 5x mini_xception's weights at 80% of its speed (492 against 612 images/s in training,
 batch 64, AMD EPYC Zen 3, 2 cores), and reaches better FER2013 accuracy in the same 45 minutes
@@ -9,29 +9,22 @@ batch 64, AMD EPYC Zen 3, 2 cores), and reaches better FER2013 accuracy in the s
 CPU has bfloat16 units, compact_vgg_wide (stem 32, 64-128-256) pays: on a Zen 5 it trained at 775
 images/s against 1,913 (mixed bfloat16) and scored 68.5% FER2013 PrivateTest against 66.9%, both
 in 40 epochs.
-
-The stem sees the image as 24x24x4 (each 2x2 block of pixels one pixel's four channels) and
-convolves that, where it first ran a one-channel 3x3 convolution over all 48x48 pixels and pooled
-its output. The arithmetic is the same (9 x 4 x 16 multiply-adds at 576 positions against 9 x 1 x 16
-at 2,304), but the stem's batch norm, ReLU and pooling passed over 48x48x16 activations, a tenth of
-the step in float32 and more in bfloat16 for 0.5% of the arithmetic (docs/results.md).
 """
 import keras
 from keras import layers
 
 from pipeline.models.batchnorm import FusedBatchNormalization
-from pipeline.models.layers import SpaceToDepth
 
 # 48x48x1 input, 7 classes, counted by hand (BN counts 4 weights per channel, convs have no bias):
-#   stem 3x3x4x16 + BN = 640
+#   stem 3x3x1x16 + BN = 208
 #   stage(cin, c) = 9*cin*c + BN 4c + 9*c*c + BN 4c
 #     16->32 4,608 + 9,216 + 256 = 14,080; 32->64 18,432 + 36,864 + 512 = 55,808;
 #     64->128 73,728 + 147,456 + 1,024 = 222,208
 #   dense 128*7 + 7 = 903
-REFERENCE_PARAMS = 293_639
-# compact_vgg_wide (stem 32, widths 64, 128, 256): stem 1,152 + 128; 32->64 55,808; 64->128 222,208;
+REFERENCE_PARAMS = 293_207
+# compact_vgg_wide (stem 32, widths 64, 128, 256): stem 288 + 128; 32->64 55,808; 64->128 222,208;
 #   128->256 294,912 + 589,824 + 2,048 = 886,784; dense 256*7 + 7 = 1,799
-WIDE_REFERENCE_PARAMS = 1_167_879
+WIDE_REFERENCE_PARAMS = 1_167_015
 
 
 def conv_bn_relu(x, filters, name):
@@ -42,11 +35,9 @@ def conv_bn_relu(x, filters, name):
 
 def build(input_shape=(48, 48, 1), n_outputs=7, stem=16, widths=(32, 64, 128), dropout=0.3):
     inputs = keras.Input(input_shape, name="image")                       # 48x48x1
-    x = SpaceToDepth(2, name="stem_blocks")(inputs)                       # 24x24x4
-    x = conv_bn_relu(x, stem, "stem")                                     # 24x24x16
+    x = conv_bn_relu(inputs, stem, "stem")                                # 48x48x16
     for stage, filters in enumerate(widths, start=1):
-        if stage > 1:
-            x = layers.MaxPooling2D(2, name=f"block{stage}_pool")(x)      # 12, 6
+        x = layers.MaxPooling2D(2, name=f"block{stage}_pool")(x)          # 24, 12, 6
         x = conv_bn_relu(x, filters, f"block{stage}_conv1")
         x = conv_bn_relu(x, filters, f"block{stage}_conv2")
     x = layers.GlobalAveragePooling2D(name="pool")(x)                     # 128

@@ -38,39 +38,6 @@ def strided_pointwise(x, filters, strides, name, **conv_options):
 
 
 @keras.saving.register_keras_serializable(package="faces")
-class SpaceToDepth(layers.Layer):
-    """(n, h, w, c) -> (n, h / b, w / b, b * b * c): each b x b block of pixels becomes the channels of
-    one pixel, in tf.nn.space_to_depth's order (the block's rows, then its columns, then c). No
-    arithmetic and nothing lost: a stem convolution on it sees the full-resolution image at half
-    the size, instead of running a one-channel convolution over every pixel (compact_vgg)."""
-
-    def __init__(self, block_size=2, **kwargs):
-        super().__init__(**kwargs)
-        self.block_size = int(block_size)
-
-    def build(self, input_shape):
-        height, width = input_shape[1], input_shape[2]
-        if height % self.block_size or width % self.block_size:
-            raise ValueError(f"{self.name}: a {height}x{width} input does not split into "
-                             f"{self.block_size}x{self.block_size} blocks")
-
-    def call(self, images):
-        _, height, width, channels = images.shape
-        b = self.block_size
-        blocks = ops.reshape(images, (-1, height // b, b, width // b, b, channels))
-        blocks = ops.transpose(blocks, (0, 1, 3, 2, 4, 5))                       # (n, h/b, w/b, b, b, c)
-        return ops.reshape(blocks, (-1, height // b, width // b, b * b * channels))
-
-    def compute_output_shape(self, input_shape):
-        n, height, width, channels = input_shape
-        b = self.block_size
-        return (n, height // b, width // b, b * b * channels)
-
-    def get_config(self):
-        return {**super().get_config(), "block_size": self.block_size}
-
-
-@keras.saving.register_keras_serializable(package="faces")
 class SpatialSoftArgmax(layers.Layer):
     """(n, h, w, k) heatmap logits -> (n, 2k) expected positions (x1, y1, x2, y2, ...).
 

@@ -1,5 +1,4 @@
-"""The zoo's shared layers: coordinate channels, space-to-depth, the strided 1x1 convolution that oneDNN
-gets right, the soft-argmax."""
+"""The zoo's shared layers: coordinate channels and the strided 1x1 convolution that oneDNN gets right."""
 import subprocess
 import sys
 
@@ -43,27 +42,6 @@ def test_strided_pointwise_gradients_are_right_for_the_shapes_that_break_onednn(
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert float(done.stdout.split()[-1]) < 1e-4
-
-
-def test_space_to_depth_lays_blocks_out_as_tensorflows_and_survives_saving(tmp_path):
-    from pipeline.models.layers import SpaceToDepth
-
-    tf = pytest.importorskip("tensorflow")
-    x = np.random.default_rng(0).random((3, 6, 10, 2)).astype(np.float32)
-    inputs = keras.Input((6, 10, 2))
-    model = keras.Model(inputs, SpaceToDepth(2, name="blocks")(inputs))
-    np.testing.assert_array_equal(np.asarray(model(x)), tf.nn.space_to_depth(x, 2).numpy())
-    assert model.output.shape == (None, 3, 5, 8)
-    model.save(tmp_path / "m.keras")
-    loaded = keras.saving.load_model(tmp_path / "m.keras")
-    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))
-
-
-def test_space_to_depth_names_the_size_that_does_not_split():
-    from pipeline.models.layers import SpaceToDepth
-
-    with pytest.raises(ValueError, match="a 7x8 input does not split into 2x2 blocks"):
-        SpaceToDepth(2, name="blocks")(keras.Input((7, 8, 1)))
 
 
 def test_soft_argmax_of_a_sharp_peak_is_the_cells_centre_in_image_scaling():
