@@ -11,13 +11,13 @@ images/s against 1,913 (mixed bfloat16) and scored 68.5% FER2013 PrivateTest aga
 in 40 epochs.
 
 The stem and each stage but the last end in a 2x2 max-pool, taken right after their last
-convolution, before that convolution's batch norm and ReLU: those are increasing functions of each channel where the batch
-norm's scale is positive, so the pool picks the same pixel either way, and they then pass over a
-quarter of the activations. (The batch norm's statistics are those of the pooled values.) On 2
-cores most of a step that is not convolution is such passes over memory: on an Intel Xeon with AMX
-this ordering took compact_vgg's float32 step from 49-51 to 44-46 ms and compact_vgg_wide's mixed
-bfloat16 step from 59-62 to 50-52 (`bench layers`), and `fast` FER2013 trained in 1,422 s against
-1,957 at 70.3% PrivateTest against 69.9% (docs/results.md).
+convolution, before its batch norm and ReLU. Those two are increasing in each channel where the
+batch norm's scale is positive, so the pool picks the same pixel either way, and they then pass
+over a quarter of the activations (the batch norm's statistics are those of the pooled values).
+On 2 cores most of a step that is not convolution is such passes over memory: on an Intel Xeon
+with AMX this order took compact_vgg's float32 step from 49-51 to 44-46 ms and compact_vgg_wide's
+mixed bfloat16 step from 59-62 to 50-52 (`bench layers`), and `fast` FER2013 trained in 1,422 s
+against 1,957 s, at 70.3% PrivateTest against 69.9% (docs/results.md).
 """
 import keras
 from keras import layers

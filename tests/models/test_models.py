@@ -87,6 +87,15 @@ def test_a_named_variant_builds_its_family_with_its_own_options():
     assert build_model("compact_vgg", (48, 48, 1), 7).count_params() == MODELS["compact_vgg"].reference_params
 
 
+def test_compact_vgg_pools_before_the_batch_norm_that_ends_a_stage():
+    model = build_model("compact_vgg", (48, 48, 1), 7)
+    normalized = {layer.name: tuple(layer.input.shape[1:])
+                  for layer in model.layers if layer.name.endswith("_bn")}
+    assert model.get_layer("stem_conv").output.shape[1:] == (48, 48, 16) and normalized["stem_bn"] == (24, 24, 16)
+    assert normalized["block1_conv1_bn"] == (24, 24, 32) and normalized["block1_conv2_bn"] == (12, 12, 32)
+    assert normalized["block2_conv2_bn"] == (6, 6, 64) and normalized["block3_conv2_bn"] == (6, 6, 128)
+
+
 def test_every_recipe_names_a_model_of_its_task():
     for recipe in RECIPES.values():
         assert all(MODELS[recipe[task]["model"]].task == task for task in ("keypoints", "expressions"))
