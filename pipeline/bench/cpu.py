@@ -22,14 +22,13 @@ import numpy as np
 from pipeline.bench import cli, interval
 from pipeline.core import threads
 from pipeline.core.hardware import has_bfloat16_units
+from pipeline.models import get_spec
 
-# The default models (the recipes' own), and compact_vgg_wide, what `fast` trains for expressions where
-# --precision auto picks mixed bfloat16.
-MODELS = {"compact_vgg": "expressions", "heatmap_keypoints": "keypoints", "densenet": "expressions",
-          "compact_vgg_wide": "expressions"}
+# The models these benchmarks time, each with the recipe whose batch size and augmentation it takes:
+# the recipes' default models, and compact_vgg_wide, what `fast` trains for expressions where
+# --precision auto picks mixed bfloat16 (not timed unless named).
+RECIPE = {"compact_vgg": "fast", "heatmap_keypoints": "fast", "densenet": "best", "compact_vgg_wide": "fast"}
 DEFAULT_MODELS = ("compact_vgg", "heatmap_keypoints", "densenet")
-RECIPE = {"compact_vgg": "fast", "heatmap_keypoints": "fast", "densenet": "best",
-          "compact_vgg_wide": "fast"}   # whose batch size and augmentation
 # Training steps a timing takes (one fit of one epoch): a few seconds each on 2 cores. Each fit pays
 # a start-up (the feed's threads, a new iterator) that a real epoch (176 steps for keypoints, 449 for
 # FER2013) pays once; 24-step timings charged compact_vgg 14% for it (1,939 against 2,258 img/s
@@ -79,7 +78,7 @@ def training_flops_per_image(name):
 
     from pipeline.models import INPUT_SHAPES, N_OUTPUTS, build_model  # this benchmark's own
 
-    task = MODELS[name]
+    task = get_spec(name).task
     model = build_model(name, INPUT_SHAPES[task], N_OUTPUTS[task])
     forward = tf.function(lambda x: model(x, training=False))
     graph = convert_variables_to_constants_v2(
@@ -98,7 +97,7 @@ def training_timer(name, precision, steps):
     from pipeline.training import feed, heap  # this benchmark's own
     from pipeline.training.params import resolve  # this benchmark's own
 
-    task, recipe = MODELS[name], RECIPE[name]
+    task, recipe = get_spec(name).task, RECIPE[name]
     batch = resolve(task, {}, recipe)["batch_size"]
     params, _, batches, model = _setup(task, steps * batch, recipe, precision, model=name)
     data, needed = feed.for_fit(batches)   # as run.py train feeds them
@@ -145,14 +144,14 @@ def _serve_timer(connection, layout, name, precision, steps):
 
 
 def checked_models(models, command):
-    """The names in comma-separated `models`, once each is one of MODELS and Keras runs TensorFlow
+    """The names in comma-separated `models`, once each is one of RECIPE's and Keras runs TensorFlow
     (a click.UsageError naming `command` otherwise)."""
     import keras  # this benchmark's own: `bench --help` loads none of them
 
     names = [name.strip() for name in models.split(",") if name.strip()]
-    unknown = [name for name in names if name not in MODELS]
+    unknown = [name for name in names if name not in RECIPE]
     if unknown:
-        raise click.UsageError(f"--models: {unknown[0]} is not one of {', '.join(MODELS)}")
+        raise click.UsageError(f"--models: {unknown[0]} is not one of {', '.join(RECIPE)}")
     if keras.config.backend() != "tensorflow":
         raise click.UsageError(f"bench {command} measures the TensorFlow backend (unset KERAS_BACKEND)")
     return names
@@ -174,7 +173,7 @@ def precisions_to_time(precision, bf16):
 @cli.command("cpu")
 @click.option("--repeats", default=5, show_default=True, help="Timings of each measurement, taken in turn.")
 @click.option("--models", default=",".join(DEFAULT_MODELS), show_default=True,
-              help=f"Comma-separated models to time, of: {', '.join(MODELS)}.")
+              help=f"Comma-separated models to time, of: {', '.join(RECIPE)}.")
 @click.option("--steps", type=float, default=1.0, show_default=True,
               help="Scale each timing's training steps (compact_vgg and heatmap_keypoints 96, "
                    "compact_vgg_wide 48, densenet 6).")

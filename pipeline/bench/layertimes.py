@@ -23,9 +23,10 @@ import time
 import click
 
 from pipeline.bench import cli, interval
-from pipeline.bench.cpu import (MODELS, RECIPE, STEPS, checked_models, echo_cpu, matmul_timer, precisions_to_time,
+from pipeline.bench.cpu import (RECIPE, STEPS, checked_models, echo_cpu, matmul_timer, precisions_to_time,
                                 timer_with_its_threads, training_flops_per_image)
 from pipeline.core import threads
+from pipeline.models import get_spec
 
 
 def timed_layers(model):
@@ -98,13 +99,14 @@ def _model(name, precision):
     from pipeline.training.train import mixed_precision  # this benchmark's own
 
     with mixed_precision(precision):
-        return build_model(name, INPUT_SHAPES[MODELS[name]], N_OUTPUTS[MODELS[name]])
+        task = get_spec(name).task
+        return build_model(name, INPUT_SHAPES[task], N_OUTPUTS[task])
 
 
 def _recipe_batch(name):
     from pipeline.training.params import resolve  # this benchmark's own
 
-    return resolve(MODELS[name], {}, RECIPE[name])["batch_size"]
+    return resolve(get_spec(name).task, {}, RECIPE[name])["batch_size"]
 
 
 class Case:
@@ -169,7 +171,7 @@ class Case:
 
 @cli.command("layers")
 @click.option("--models", default="compact_vgg,heatmap_keypoints", show_default=True,
-              help=f"Comma-separated models, of: {', '.join(MODELS)}.")
+              help=f"Comma-separated models, of: {', '.join(RECIPE)}.")
 @click.option("--precision", type=click.Choice(["float32", "mixed", "both"]), default="both", show_default=True,
               help="Precision(s) to time; mixed only where the CPU has bfloat16 units.")
 @click.option("--repeats", default=5, show_default=True,

@@ -40,7 +40,8 @@ def _setup(task, rows, recipe=DEFAULT_RECIPE, precision="float32", augment_on="h
     from pipeline.training import train  # this benchmark's own: `bench --help` loads none of them
     from pipeline.training.params import resolve  # this benchmark's own: `bench --help` loads none of them
 
-    # The recipe's own model in either precision (not its mixed_model), so both compare one network.
+    # The model named, else the recipe's own, in either precision (not the recipe's mixed_model), so
+    # both precisions compare one network.
     model = model or default("model", task, recipe)
     params = resolve(task, {"model": model, "precision": precision, "augment_on": augment_on}, recipe)
     x, y = _bench_data(task, rows, seed=0, as_bytes=True)   # bytes until the batch, as run.py train
