@@ -50,6 +50,8 @@ def test_readme_recipe_table_lists_every_recipe_with_its_settings():
                 value = {**BASE, **recipe[task]}[key]
                 assert f"{value}" in row, (name, task, key, row)
             assert recipe[task].get("mixed_model", "") in row, (name, task, "mixed_model", row)
+            float32_batch = recipe[task].get("float32_settings", {}).get("batch_size")
+            assert float32_batch is None or f"{float32_batch} in float32" in row, (name, task, "float32", row)
 
 
 def test_the_installed_console_script_is_this_command_line():

@@ -91,15 +91,20 @@ def training_flops_per_image(name):
     return 3 * counted.total_float_ops
 
 
+def recipe_batch(name, precision):
+    """The batch size `name` trains with in its recipe in `precision` (as run.py train gives it)."""
+    from pipeline.training.params import resolve  # this benchmark's own
+
+    return resolve(get_spec(name).task, {"model": name, "precision": precision}, RECIPE[name])["batch_size"]
+
+
 def training_timer(name, precision, steps):
     """A function that times `steps` training steps of `name` through the input path; images/s."""
     from pipeline.bench.throughput import _setup  # this benchmark's own
     from pipeline.training import feed, heap  # this benchmark's own
-    from pipeline.training.params import resolve  # this benchmark's own
 
     task, recipe = get_spec(name).task, RECIPE[name]
-    batch = resolve(task, {}, recipe)["batch_size"]
-    params, _, batches, model = _setup(task, steps * batch, recipe, precision, model=name)
+    params, _, batches, model = _setup(task, steps * recipe_batch(name, precision), recipe, precision, model=name)
     data, needed = feed.for_fit(batches)   # as run.py train feeds them
     callbacks = [*needed, heap.KeepBuffers()]
     model.fit(data, epochs=1, shuffle=False, verbose=0, callbacks=callbacks)   # trace, compile, warm up
@@ -221,7 +226,7 @@ def cpu_command(repeats, models, steps, matmul_size, precision):
             suffix = "" if chosen == "float32" else "_mixed"
             gflops = mean * flops[name] / 1e9
             click.echo(f"images_per_second_{name}{suffix}={mean:.4g}  (95% CI {low:.4g}..{high:.4g})  "
-                       f"[{threads.describe(layouts[f'{name}_{chosen}'])}]")
+                       f"[batch {recipe_batch(name, chosen)}, {threads.describe(layouts[f'{name}_{chosen}'])}]")
             click.echo(f"gflops_{name}{suffix}={gflops:.4g}")
             click.echo(f"flop_efficiency_{name}{suffix}={gflops / rates['matmul_float32']:.3g}")
             if chosen == "mixed":

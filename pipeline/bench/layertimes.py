@@ -1,10 +1,10 @@
 """python -m pipeline.bench layers: where a training step's time goes, layer by layer.
 
-Each convolution and each batch normalization of a model is timed alone, at the recipe's batch
-size, through the layer itself (so through TensorFlow's oneDNN kernels, models/conv.py's
-matrix-product gradient and models/batchnorm.py's fused kernel where the model has them), with
-nothing beside it and all cores on it: its forward pass, and its forward pass with the gradients
-a training step takes of it. The best of the repeats counts. Set beside the whole step (timed
+Each convolution and each batch normalization of a model is timed alone, at the batch size its
+recipe trains it with in that precision, through the layer itself (so through TensorFlow's oneDNN
+kernels, models/conv.py's matrix-product gradient and models/batchnorm.py's fused kernel where the
+model has them), with nothing beside it and all cores on it: its forward pass, and its forward pass
+with the gradients a training step takes of it. The best of the repeats counts. Set beside the whole step (timed
 through run.py train's input path, as `bench cpu` does), the sums split the step three ways:
 convolutions, batch norms, and the rest (activations, pooling, joins, the loss, Adam, the feed).
 
@@ -24,7 +24,7 @@ import click
 
 from pipeline.bench import cli, interval
 from pipeline.bench.cpu import (RECIPE, STEPS, checked_models, echo_cpu, matmul_timer, precisions_to_time,
-                                timer_with_its_threads, training_flops_per_image)
+                                recipe_batch, timer_with_its_threads, training_flops_per_image)
 from pipeline.core import threads
 from pipeline.models import get_spec
 
@@ -103,17 +103,11 @@ def _model(name, precision):
         return build_model(name, INPUT_SHAPES[task], N_OUTPUTS[task])
 
 
-def _recipe_batch(name):
-    from pipeline.training.params import resolve  # this benchmark's own
-
-    return resolve(get_spec(name).task, {}, RECIPE[name])["batch_size"]
-
-
 class Case:
     """One model in one precision: its layers' timers and best times, and its whole step's timings."""
 
     def __init__(self, name, precision, steps):
-        self.name, self.precision, self.batch = name, precision, _recipe_batch(name)
+        self.name, self.precision, self.batch = name, precision, recipe_batch(name, precision)
         self.model = _model(name, precision)
         self.convolutions, self.norms = timed_layers(self.model)
         image = self.model.inputs[0]

@@ -50,12 +50,18 @@ SCALE = options(
 
 
 def recipe_default(key):
-    """The help text's default for a training option: what the default recipe gives each task."""
+    """The help text's default for a training option: what the default recipe gives each task, and
+    what it gives its model in float32 where that differs."""
     tasks = [TASK_OF_KEY[key]] if key in TASK_OF_KEY else ["keypoints", "expressions"]
     values = {task: default(key, task) for task in tasks}
     if len(set(map(repr, values.values()))) == 1:
-        return f"  [{DEFAULT_RECIPE} recipe: {values[tasks[0]]}]"
-    return f"  [{DEFAULT_RECIPE} recipe: " + ", ".join(f"{v} {t}" for t, v in values.items()) + "]"
+        text = f"{values[tasks[0]]}"
+    else:
+        text = ", ".join(f"{v} {t}" for t, v in values.items())
+    for task in tasks:
+        if key in default("float32_settings", task):
+            text += f"; {default('float32_settings', task)[key]} where {default('model', task)} trains in float32"
+    return f"  [{DEFAULT_RECIPE} recipe: {text}]"
 
 
 def train_option(name, help, key=None, **kwargs):

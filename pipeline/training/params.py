@@ -36,11 +36,13 @@ def resolve(task, given, recipe_name=DEFAULT_RECIPE):
     """A run's complete parameters: `given` (None = unset) over the recipe's over BASE.
 
     A recipe's `mixed_model` takes the place of its model where the precision resolves to mixed
-    (bfloat16 units), unless the user names a model. Only the parameters that matter for this task and
-    model are kept, so they alone decide the cache.
+    (bfloat16 units), unless the user names a model. Its `float32_settings` take the place of its
+    own where its model trains in float32, named or not, unless the user gives them. Only the
+    parameters that matter for this task and model are kept, so they alone decide the cache.
     """
     given = {k: v for k, v in given.items() if v is not None}
-    params = {**BASE, **recipe(recipe_name)[task], **given, "recipe": recipe_name}
+    entry = {**BASE, **recipe(recipe_name)[task]}
+    params = {**entry, **given, "recipe": recipe_name}
     auto = params["precision"] == "auto"
     if auto:
         params["precision"] = auto_precision()
@@ -49,6 +51,9 @@ def resolve(task, given, recipe_name=DEFAULT_RECIPE):
         params["model"] = mixed_model
     if auto and params["model"] in FLOAT32_FASTER:
         params["precision"] = "float32"
+    float32_settings = params.pop("float32_settings")
+    if params["precision"] == "float32" and params["model"] == entry["model"]:
+        params.update({key: value for key, value in float32_settings.items() if key not in given})
     spec = get_spec(params["model"])
     if spec.task != task:
         raise PipelineError(f"--model {params['model']} is a {spec.task} model; for {task} choose one of: "

@@ -41,6 +41,8 @@ def test_the_model_timed_is_the_one_named_not_its_recipes(monkeypatch):
     monkeypatch.setattr(throughput, "_setup", lambda *args, **kwargs: built.append(setup(*args, **kwargs)) or built[-1])
     measure, batch = cpu.training_timer("compact_vgg_wide", "float32", 1)
     assert measure() > 0 and batch == 64
+    # and at the batch size its recipe trains it with in that precision
+    assert cpu.recipe_batch("compact_vgg", "float32") == 128 and cpu.recipe_batch("compact_vgg", "mixed") == 64
     assert built[0][3].count_params() == MODELS["compact_vgg_wide"].reference_params   # not fast's compact_vgg
 
 
@@ -60,6 +62,7 @@ def test_bfloat16_units_are_read_from_the_flags_and_onednns_cap(monkeypatch):
 def test_a_model_with_threads_of_its_own_is_timed_in_a_process_with_them():
     measure = cpu.remote_training_timer((2, 1), "heatmap_keypoints", "float32", 1)
     assert measure() > 0 and measure() > 0   # answers each time it is asked
-    assert "[TensorFlow's default threads]" in CliRunner().invoke(
+    batch = cpu.recipe_batch("compact_vgg", "float32")
+    assert f"[batch {batch}, TensorFlow's default threads]" in CliRunner().invoke(
         cli, ["cpu", "--repeats", "1", "--models", "compact_vgg", "--steps", "0.02", "--matmul-size", "64",
               "--precision", "float32"]).output

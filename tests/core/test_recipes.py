@@ -52,6 +52,21 @@ def test_a_recipes_mixed_precision_model_gives_way_to_the_users_model():
     assert "mixed_model" not in resolve("expressions", {"precision": "mixed"})   # the model it chose is recorded
 
 
+def test_a_recipes_float32_settings_apply_where_its_own_model_trains_in_float32():
+    fast = recipes.RECIPES["fast"]["expressions"]
+    settings = fast["float32_settings"]
+    assert settings and all(fast.get(key, recipes.BASE[key]) != value for key, value in settings.items())
+    for given in ({"precision": "float32"}, {"precision": "float32", "model": fast["model"]}):   # named or not
+        params = resolve("expressions", given)
+        assert {key: params[key] for key in settings} == settings and "float32_settings" not in params
+    mixed = resolve("expressions", {"precision": "mixed", "model": fast["model"]})
+    other = resolve("expressions", {"precision": "float32", "model": "mini_xception"})
+    for params in (mixed, other):   # another precision, another model: the entry's own settings
+        assert params["batch_size"] == fast["batch_size"] and params["lr"] == fast.get("lr", recipes.BASE["lr"])
+    assert resolve("expressions", {"precision": "float32", "batch_size": 32})["batch_size"] == 32   # given wins
+    assert resolve("expressions", {"precision": "float32", "batch_size": 32})["lr"] == settings["lr"]
+
+
 def test_defaults_read_the_default_recipe():
     assert recipes.default("model", "expressions") == recipes.RECIPES[recipes.DEFAULT_RECIPE]["expressions"]["model"]
     assert recipes.default("seed", "keypoints") == recipes.BASE["seed"]
