@@ -4,9 +4,10 @@ Each convolution and each batch normalization of a model is timed alone, at the 
 recipe trains it with in that precision, through the layer itself (so through TensorFlow's oneDNN
 kernels, models/conv.py's matrix-product gradient and models/batchnorm.py's fused kernel where the
 model has them), with nothing beside it and all cores on it: its forward pass, and its forward pass
-with the gradients a training step takes of it. The best of the repeats counts. Set beside the whole step (timed
-through run.py train's input path, as `bench cpu` does), the sums split the step three ways:
-convolutions, batch norms, and the rest (activations, pooling, joins, the loss, Adam, the feed).
+with the gradients a training step takes of it. The best of the repeats counts. Set beside the
+whole step (timed through run.py train's input path, as `bench cpu` does), the sums split the step
+three ways: convolutions, batch norms, and the rest (activations, pooling, joins, the loss, Adam,
+the feed).
 
 The convolutions carry almost all of the step's arithmetic, so their time alone bounds `bench
 cpu`'s flop_efficiency_<model> from above:
