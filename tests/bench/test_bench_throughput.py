@@ -7,6 +7,7 @@ from click.testing import CliRunner
 pytest.importorskip("keras")
 
 from pipeline.bench import cli, throughput  # noqa: E402,F401  throughput registers the command
+from pipeline.bench.cpu import recipe_batch  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -16,7 +17,8 @@ def test_train_benchmark_prints_both_ways_and_the_efficiency():
                                       "--precision", "both", "--no-jax"])
     assert result.exit_code == 0, result.output + repr(result.exception)
     for precision, suffix in (("float32", ""), ("mixed", "_mixed")):
-        assert re.search(rf"expressions\s+compact_vgg\s+batch\s+64 {precision}\s*: input path\s+\d+ img/s "
+        batch = recipe_batch("compact_vgg", precision)   # the recipe's, in each precision: 128 and 64
+        assert re.search(rf"expressions\s+compact_vgg\s+batch\s+{batch} {precision}\s*: input path\s+\d+ img/s "
                          r"\(\d+ worker\(s\)\), in memory\s+\d+ img/s", result.output), result.output
         efficiency, low, high = map(float, re.search(rf"input_efficiency_expressions{suffix}=([0-9.]+)"
                                                      r"  \(95% CI (-?[0-9.]+)\.\.([0-9.]+)\)", result.output).groups())
