@@ -232,6 +232,8 @@ def test_every_model_trains_a_step_in_mixed_precision_on_tensorflow(name):
 def test_precision_auto_takes_bfloat16_only_where_the_cpu_has_it(monkeypatch, flags, gpu, backend, expected):
     from pipeline.training import params
 
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)   # the flags alone decide, not this CPU's cap
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
     monkeypatch.setattr(params, "has_bfloat16_units", lambda: has_bfloat16_units(flags))
     monkeypatch.setattr(params, "nvidia_gpu_present", lambda: gpu)
     monkeypatch.setenv("KERAS_BACKEND", backend)
