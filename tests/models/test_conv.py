@@ -19,23 +19,27 @@ def _outputs_and_gradients(layer_class, size, channels, filters, strides, paddin
         layer = layer_class(filters, 3, strides=strides, padding=padding, use_bias=False)
     finally:
         keras.config.set_dtype_policy("float32")
-    rng = np.random.default_rng(size * 100 + strides)
-    x = tf.constant(rng.normal(size=(4, size, size, channels)).astype(np.float32))
+    x, kernel = _draws(size, channels, filters, strides)
+    x = tf.constant(x)
     layer.build(x.shape)
-    layer.kernel.assign(rng.normal(size=layer.kernel.shape).astype(np.float32) * 0.1)
+    layer.kernel.assign(kernel)
     step = tf.function(lambda x: _step(layer, x))
     y, dx, dw = step(x)
     graph = step.get_concrete_function(x).graph
     return (y.numpy(), dx.numpy(), dw.numpy()), {op.type for op in graph.get_operations()}
 
 
-def _exact_kernel_gradient(size, channels, filters, strides, padding):
-    """The kernel gradient _outputs_and_gradients computes, in float64 from its bfloat16-rounded input
-    and kernel (the same generator draws)."""
+def _draws(size, channels, filters, strides):
+    """The input batch and 3x3 kernel of one case, float32."""
     rng = np.random.default_rng(size * 100 + strides)
     x = rng.normal(size=(4, size, size, channels)).astype(np.float32)
-    w = rng.normal(size=(3, 3, channels, filters)).astype(np.float32) * 0.1
-    x, w = (tf.cast(tf.cast(a, tf.bfloat16), tf.float64) for a in (x, w))
+    return x, rng.normal(size=(3, 3, channels, filters)).astype(np.float32) * 0.1
+
+
+def _exact_kernel_gradient(size, channels, filters, strides, padding):
+    """The kernel gradient _outputs_and_gradients computes, in float64 from its bfloat16-rounded input
+    and kernel."""
+    x, w = (tf.cast(tf.cast(a, tf.bfloat16), tf.float64) for a in _draws(size, channels, filters, strides))
     with tf.GradientTape() as tape:
         tape.watch(w)
         y = tf.nn.conv2d(x, w, strides, padding.upper())
