@@ -262,7 +262,9 @@ class Pipeline:
         processed = self.layout.processed(competition)
         inputs = [*chosen.files(), *scale_outputs(competition, processed)]
         self._require(inputs, competition, "train", "complete run folder")
-        params = {"tta": tta}   # the batch size changes speed, not predictions: not part of the key
+        # The views that will run, so a recipe's new default re-predicts; the batch size changes speed,
+        # not predictions: not part of the key.
+        params = {"tta": tta or chosen.tta}
         outcome = self._step("predict", competition, manifest(chosen.path, "predict"), inputs, params,
                              predict_outputs(chosen.path),
                              self._narrated(f"{competition.task} predict: the test images with run {chosen.name}",

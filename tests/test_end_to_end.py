@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from pipeline.core import recipes
 from pipeline.core.competitions import EXPRESSIONS, KEYPOINTS
 from pipeline.cli import cli
 
@@ -109,3 +110,17 @@ def test_long_steps_narrate_unless_quiet(first_run, tmp_path):
     assert "Epoch" not in result.output and "parsing" not in result.output
     assert set(statuses(result.output)) == {("keypoints", stage) for stage in
                                             ("download", "clean", "scale", "train", "predict", "submission")}
+
+
+def test_predict_is_cached_by_the_views_it_runs(first_run):
+    root, _ = first_run
+    own = recipes.default("tta", "expressions")
+    other = next(tta for tta in recipes.CHOICES["tta"] if tta != own)
+
+    def predict(*tta):
+        output = CliRunner().invoke(cli, ["--root", str(root), "predict", "--task", "expressions", *tta]).output
+        return statuses(output)[("expressions", "predict")]
+
+    assert predict("--tta", own) == "cached"   # what `all` predicted with: the recipe's views
+    assert predict("--tta", other) == "ran"
+    assert predict() == "ran"

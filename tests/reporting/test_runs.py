@@ -11,13 +11,15 @@ from pipeline.stages import Pipeline
 from pipeline.cli import cli
 
 
-def fake_run(folder, name, accuracy, flip, recipe="fast", public=None, classes=FER2013_CLASSES):
+def fake_run(folder, name, accuracy, with_tta, recipe="fast", public=None, classes=FER2013_CLASSES):
+    """A finished expressions run whose validation accuracy is `accuracy`, and `with_tta` under flip and
+    under ten views."""
     run = folder / name
     run.mkdir(parents=True)
     (run / "params.json").write_text(json.dumps({"recipe": recipe, "schedule": "cosine", "lr": 0.001,
                                                  "augment": "standard", "batch_size": 64}))
-    (run / "metrics.json").write_text(json.dumps({"val_accuracy": accuracy, "val_accuracy_flip": flip,
-                                                  "epochs": 3, "train_seconds": 60.0}))
+    (run / "metrics.json").write_text(json.dumps({"val_accuracy": accuracy, "val_accuracy_flip": with_tta,
+                                                  "val_accuracy_multi": with_tta, "epochs": 3, "train_seconds": 60.0}))
     (run / "predictor.json").write_text(json.dumps({"task": "expressions", "classes": list(classes)}))
     if public is not None:
         (run / "test_metrics.json").write_text(json.dumps({"public_test_accuracy": public}))
@@ -26,9 +28,9 @@ def fake_run(folder, name, accuracy, flip, recipe="fast", public=None, classes=F
 
 def test_runs_are_ranked_by_the_score_under_their_recipes_tta(tmp_path):
     folder = tmp_path / "data" / "runs" / EXPRESSIONS.slug
-    fake_run(folder, "a", accuracy=0.60, flip=0.61)                       # fast: flip TTA counts
-    fake_run(folder, "b", accuracy=0.62, flip=0.64, public=0.63)
-    fake_run(folder, "c", accuracy=0.63, flip=0.70, recipe="reference")   # reference: no TTA
+    fake_run(folder, "a", accuracy=0.60, with_tta=0.61)                       # fast: its TTA's score counts
+    fake_run(folder, "b", accuracy=0.62, with_tta=0.64, public=0.63)
+    fake_run(folder, "c", accuracy=0.63, with_tta=0.70, recipe="reference")   # reference: no TTA
     assert [run.name for run in runs.listed(folder, "expressions")] == ["b", "c", "a"]
 
     output = CliRunner().invoke(cli, ["--root", str(tmp_path), "runs", "--task", "expressions"]).output
@@ -40,8 +42,8 @@ def test_runs_are_ranked_by_the_score_under_their_recipes_tta(tmp_path):
 
 def test_run_best_picks_the_best_and_says_which(tmp_path):
     folder = tmp_path / "data" / "runs" / EXPRESSIONS.slug
-    fake_run(folder, "a", accuracy=0.60, flip=0.61)
-    fake_run(folder, "b", accuracy=0.62, flip=0.64)
+    fake_run(folder, "a", accuracy=0.60, with_tta=0.61)
+    fake_run(folder, "b", accuracy=0.62, with_tta=0.64)
     said = []
     assert Pipeline(tmp_path, echo=said.append).run_dir(EXPRESSIONS, "best").name == "b"
     assert said == ["expressions: best run by validation score: b"]
@@ -49,8 +51,8 @@ def test_run_best_picks_the_best_and_says_which(tmp_path):
 
 def test_fer2013_and_ferplus_runs_are_listed_apart(tmp_path):
     folder = tmp_path / "data" / "runs" / EXPRESSIONS.slug
-    fake_run(folder, "fer", accuracy=0.66, flip=0.67)
-    fake_run(folder, "plus", accuracy=0.85, flip=0.86, classes=FERPLUS_CLASSES)
+    fake_run(folder, "fer", accuracy=0.66, with_tta=0.67)
+    fake_run(folder, "plus", accuracy=0.85, with_tta=0.86, classes=FERPLUS_CLASSES)
     assert [run.name for run in runs.listed(folder, "expressions", labels="fer2013")] == ["fer"]
     assert [run.labels for run in runs.listed(folder, "expressions")] == ["ferplus", "fer2013"]
 
@@ -67,8 +69,8 @@ def processed_labels(root, classes):
 
 def test_run_best_ranks_only_the_runs_trained_on_the_processed_labels(tmp_path):
     folder = tmp_path / "data" / "runs" / EXPRESSIONS.slug
-    fake_run(folder, "fer", accuracy=0.66, flip=0.67)
-    fake_run(folder, "plus", accuracy=0.85, flip=0.86, classes=FERPLUS_CLASSES)
+    fake_run(folder, "fer", accuracy=0.66, with_tta=0.67)
+    fake_run(folder, "plus", accuracy=0.85, with_tta=0.86, classes=FERPLUS_CLASSES)
     said = []
     chain = Pipeline(tmp_path, echo=said.append)
 
@@ -81,7 +83,7 @@ def test_run_best_ranks_only_the_runs_trained_on_the_processed_labels(tmp_path):
 
 
 def test_run_best_says_when_no_run_matches_the_processed_labels(tmp_path):
-    fake_run(tmp_path / "data" / "runs" / EXPRESSIONS.slug, "plus", accuracy=0.85, flip=0.86,
+    fake_run(tmp_path / "data" / "runs" / EXPRESSIONS.slug, "plus", accuracy=0.85, with_tta=0.86,
              classes=FERPLUS_CLASSES)
     processed_labels(tmp_path, FER2013_CLASSES)
     with pytest.raises(MissingInputError, match=r"no run trained on fer2013 labels.*the 1 here were trained on "
