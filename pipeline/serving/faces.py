@@ -37,8 +37,8 @@ _per_thread = threading.local()
 # fill one batch of 8; video's 16 frames of a face and their mirrors one of 32.
 BATCH_SIZES = (8, 32)
 # Faces from photographs, video and requests get at most the image and its mirror. A run's ten-view
-# "multi" TTA (the fast recipe's submissions') would cost five times the model passes for about 0.02 px
-# or 0.4 points of accuracy (docs/results.md).
+# "multi" TTA (what `fast` submits both competitions with) would cost five times the model passes for
+# about 0.02 px or 0.4 points of accuracy (docs/results.md).
 LIVE_TTA = "flip"
 
 
