@@ -21,7 +21,7 @@ from pipeline.core.layout import (CLEAN_FORMAT, LATEST, META, METRICS, PREDICTOR
                                   crossval_outputs, ensemble_outputs, latest_submission, manifest, predict_outputs,
                                   scale_outputs, specialists_outputs, stack_outputs, submission_paths,
                                   train_outputs)
-from pipeline.core.recipes import DEFAULT_RECIPE, SPECIALIST_ROLES
+from pipeline.core.recipes import DEFAULT_RECIPE, SPECIALIST_ROLES, run_tta
 from pipeline.data import download, kaggle_api, scale
 from pipeline.inference import predict
 from pipeline.inference.rundir import RunDir
@@ -198,7 +198,9 @@ class Pipeline:
             return ensemble.run(competition, processed, folder, folders, params)
 
         if kind == "cv":
-            step = (manifest(folder, "crossval"), member_outputs, params, crossval_outputs(folder))
+            # The folds predict their held-out rows under their TTA: a recipe's new one predicts them again.
+            key = {**params, "tta": run_tta(competition.task, params)}
+            step = (manifest(folder, "crossval"), member_outputs, key, crossval_outputs(folder))
         elif kind == "sp":
             step = (manifest(folder, "specialists"), member_outputs, params, specialists_outputs(folder))
         else:

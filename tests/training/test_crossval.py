@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 from pipeline.core.competitions import EXPRESSIONS, KEYPOINTS
+from pipeline.core.recipes import RECIPES
 from pipeline.core.fileio import load_arrays
 from pipeline.data.splits import fold_of_rows, load_training_data
 from pipeline.inference.rundir import RunDir
@@ -35,7 +36,7 @@ def latest(root, competition):
     return RunDir(runs / (runs / "latest").read_text().strip())
 
 
-def test_expression_folds_predict_only_rows_they_never_trained_on(tmp_path):
+def test_expression_folds_predict_only_rows_they_never_trained_on(tmp_path, monkeypatch):
     output = invoke(tmp_path, "all", "--task", "expressions", "--sample-size", "0.2", *QUICK, "--folds", "3")
     cv = latest(tmp_path, EXPRESSIONS)
     assert "-cv3-" in cv.name and "3-fold CV" in output
@@ -75,6 +76,14 @@ def test_expression_folds_predict_only_rows_they_never_trained_on(tmp_path):
     assert f"{summary['mean']:.4f}±{summary['std']:.4f}" in table and "fold 2/3" in table
     again = invoke(tmp_path, "train", "--task", "expressions", *QUICK, "--folds", "3")
     assert "training compact_vgg" not in again and f"cached    0.0s  run={cv.name}" in again   # nothing retrains
+
+    # a recipe whose TTA changed predicts the held-out rows again under it, and retrains nothing
+    monkeypatch.setitem(RECIPES["fast"]["expressions"], "tta", "none")
+    changed = invoke(tmp_path, "train", "--task", "expressions", *QUICK, "--folds", "3")
+    assert "training compact_vgg" not in changed
+    line = next(line for line in changed.splitlines() if f"run={cv.name}" in line)
+    assert line.split()[:3] == ["expressions", "train", "ran"]
+    assert RunDir(cv.path).cross_validation["tta"] == "none"
 
 
 def test_keypoint_folds_keep_the_annotation_schemes_apart_and_predict_pixels(project):
