@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 from pipeline.cli import cli
 from pipeline.core.competitions import EXPRESSIONS, KEYPOINTS
-from pipeline.core.recipes import RECIPES
 from pipeline.core.fileio import load_arrays
+from pipeline.core.recipes import RECIPES
 from pipeline.data.splits import fold_of_rows, load_training_data
 from pipeline.inference.rundir import RunDir
 from pipeline.inference.tta import predict_keypoints, predict_probabilities
